@@ -1,0 +1,65 @@
+"""Face alignment into the crop *domain* an FR model expects.
+
+Domains: ``arcface112`` (ArcFace 5-point similarity transform, 112x112), ``dlib150``
+(dlib's own 5-point chip, 150x150), ``native`` (images used as stored, all of one size).
+Aligners are imported lazily by domain name so that the detector libraries load only when
+crops are actually made.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from bench.errors import RegistryError
+
+_DOMAINS = {
+    "arcface112": "bench.align.arcface:ArcFaceAligner",
+    "dlib150": "bench.align.dlib_chip:DlibChipAligner",
+    "native": "bench.align:NativeAligner",
+}
+
+
+class Aligner(ABC):
+    """Turns one RGB image into one aligned RGB crop of ``size`` x ``size``."""
+
+    size: int
+
+    @abstractmethod
+    def align(self, image: np.ndarray, landmarks: np.ndarray | None, pre_aligned: bool) -> tuple[np.ndarray, bool]:
+        """Return (crop uint8 [size, size, 3] RGB, detected).
+
+        ``landmarks`` [5, 2] are used when the dataset ships them; ``pre_aligned`` says the
+        image is already an ArcFace 112 crop. ``detected`` False means the documented
+        fallback (a centre crop) was used and the image is flagged in the outputs.
+        """
+
+
+class NativeAligner(Aligner):
+    """No alignment: the stored image is the crop (synthetic data, pre-made crops)."""
+
+    size = 0
+
+    def align(self, image: np.ndarray, landmarks: np.ndarray | None, pre_aligned: bool) -> tuple[np.ndarray, bool]:
+        return np.ascontiguousarray(image), True
+
+
+def get_aligner(domain: str) -> Aligner:
+    """The aligner of a crop domain."""
+    if domain not in _DOMAINS:
+        raise RegistryError(f"unknown crop domain {domain!r}; known: {', '.join(_DOMAINS)}")
+    module, _, attr = _DOMAINS[domain].partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The documented fallback when no face is found: the central square, resized to ``size``."""
+    import cv2
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top : top + side, left : left + side]
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)

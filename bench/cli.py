@@ -1,0 +1,211 @@
+"""The ``bench`` command line. It parses arguments and calls library functions; no logic here.
+
+Heavy libraries (torch, detectors) are imported only by the subcommands that need them, so
+``bench list`` and ``bench report`` start fast and never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import BenchError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bench.cards import load_cards
+
+    kind = {"methods": "method", "datasets": "dataset", "fr": "fr"}[args.what]
+    for card in load_cards(kind).values():  # type: ignore[arg-type]
+        extra = ""
+        if kind == "method":
+            extra = f" [{'higher' if card.get('higher_is_better') else 'lower'} is better" + (", import-only" if card.get("import_only") else "") + "]"
+        print(f"{card.name:<20} {card.paper_name:<26}{extra} {card.description}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from bench.dataset_stats import describe
+
+    print(describe(args.data_root))
+    return 0
+
+
+def _parse_folds(text: str | None) -> list[int] | None:
+    if text is None or text == "all":
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise BenchError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2, or 'all'") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import RunConfig, run
+
+    cfg = RunConfig(
+        method=args.method, fr=args.fr, dataset=args.dataset, data_root=args.data_root, results=args.results,
+        cache=args.cache, method_weights=args.weights, fr_weights=args.fr_weights, device=args.device,
+        edc_variant=args.edc_variant, fmr=args.fmr, discards=tuple(args.discard), folds=_parse_folds(args.folds),
+        force=args.force, seed=args.seed, batch_size=args.batch_size, skip_bad=args.skip_bad,
+        quality_rule=args.quality_rule, template_rule=args.template_rule, progress=not args.no_progress,
+    )
+    record = run(cfg)
+    paucs = "  ".join(f"pAUC@{k}={v:.4f}" for k, v in record["pauc"].items())
+    print(f"{record['method']} / {record['fr']} / {record['dataset']}: FNMR@FMR={record['fmr']:g} {record['fnmr_at_0']:.4f} "
+          f"(threshold {record['threshold']:.4f}, {record['n_mated']} mated, {record['n_nonmated']} non-mated)  {paucs}")
+    print(f"run {record['run_id']} → {Path(cfg.results) / 'pauc.csv'}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from bench import check
+
+    table = check.compare_published(check.load_results(args.results, args.edc_variant), tol=args.tol)
+    print(check.format_table(table, show_not_reproduced=args.verbose))
+    if args.report:
+        from bench.io import atomic_write_text
+        from bench.report import render_drift_markdown
+
+        atomic_write_text(args.report, render_drift_markdown(table))
+    return check.exit_code(table, args.strict)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import build_report
+
+    written = build_report(results=None if args.source == "published" else Path(args.source), source=args.source,
+                           discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from bench import paths
+    from bench.fetch import fetch
+
+    root = paths.data_root(args.data_root)
+    if root is None:
+        raise BenchError("bench fetch: pass --data-root DIR or set BENCH_DATA (where the dataset goes)")
+    print(fetch(args.name, root, args.mirror))
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from bench.cards import get_card
+    from bench.import_scores import import_scores
+    from bench.runner import load_dataset
+    from bench.score_store import score_path, write_scores
+
+    ds = load_dataset(args.dataset, args.data_root)
+    ids, scores, meta = import_scores(args.method, ds, args.file, args.list, args.lower_is_better)
+    needs_fr = bool(get_card("method", args.method).get("needs_fr", False))
+    path = score_path(args.results, args.method, ds.name, args.fr if (args.fr and needs_fr) else None)
+    write_scores(path, ids, scores, meta)
+    print(f"{len(ids)} scores → {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="bench", description="fiqa-bench: reproduce and extend FIQA evaluations (DifFIQA, IJCB 2023).")
+    p.add_argument("--version", action="version", version=f"fiqa-bench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list registered methods, datasets or FR models (reads cards only)")
+    s.add_argument("what", choices=["methods", "datasets", "fr"])
+    s.set_defaults(func=_cmd_list)
+
+    s = sub.add_parser("datasets", help="show each dataset's expected layout, where it was looked for, and counts")
+    s.add_argument("--data-root", type=Path, help="data root (default: $BENCH_DATA)")
+    s.set_defaults(func=_cmd_datasets)
+
+    s = sub.add_parser("run", help="score a dataset with a method and FR model, compute EDC and pAUC",
+                       description="Compute or reuse scores, embeddings and comparisons for (method, FR model, dataset); "
+                                   "append pAUC rows to RESULTS/pauc.csv with curve points and run metadata beside it.")
+    s.add_argument("--method", required=True, help="registered FIQA method (bench list methods)")
+    s.add_argument("--fr", required=True, help="FR model (bench list fr), or onnx:PATH")
+    s.add_argument("--dataset", required=True, help="registered dataset (bench list datasets)")
+    s.add_argument("--data-root", type=Path, help="data root (default: $BENCH_DATA)")
+    s.add_argument("--results", type=Path, default=None, help="results folder (default: $BENCH_RESULTS or ./bench-results)")
+    s.add_argument("--cache", type=Path, help="cache for crops and embeddings (default: $BENCH_CACHE or ~/.cache/fiqa-bench)")
+    s.add_argument("--weights", type=Path, help="the method's weight file (or a folder; default: $BENCH_WEIGHTS)")
+    s.add_argument("--fr-weights", type=Path, help="the FR model's weight file (or a folder; default: $BENCH_WEIGHTS)")
+    s.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    s.add_argument("--edc-variant", default="fixed-threshold", choices=["fixed-threshold", "recomputed-threshold"],
+                   help="fixed-threshold (Schlett et al. 2023, default) or recomputed-threshold (MagFace/CR-FIQA scripts)")
+    s.add_argument("--fmr", type=float, default=1e-3, help="false match rate of the decision threshold (default 1e-3)")
+    s.add_argument("--discard", type=float, action="append", default=None, help="pAUC discard limit(s) (default 0.2 and 0.3)")
+    s.add_argument("--folds", help="comma-separated protocol folds to use (default all)")
+    s.add_argument("--force", action="store_true", help="recompute the scores even if a score file exists")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the run metadata) instead of failing")
+    s.add_argument("--quality-rule", default="min", choices=["min", "mean", "product"], help="pair quality from image qualities")
+    s.add_argument("--template-rule", default="min", choices=["min", "mean"], help="IJB-C template quality from image qualities")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("check", help="compare reproduced pAUC with the published values; exit 1 on drift")
+    s.add_argument("--results", type=Path, required=True, help="results folder holding pauc.csv")
+    s.add_argument("--tol", type=float, default=0.0005, help="per-cell tolerance (default 0.0005, the printed rounding)")
+    s.add_argument("--strict", action="store_true", help="also fail when a published cell is not reproduced")
+    s.add_argument("--edc-variant", default="fixed-threshold", help="which EDC variant's rows to compare")
+    s.add_argument("--report", type=Path, help="also write the drift table as Markdown to this file")
+    s.add_argument("--verbose", action="store_true", help="list every not-reproduced published cell too")
+    s.set_defaults(func=_cmd_check)
+
+    s = sub.add_parser("report", help="render the paper's tables and figures (LaTeX, HTML, Markdown, PNG/PDF)")
+    s.add_argument("--discard", type=float, default=0.3, help="pAUC discard limit of the main table and plot range")
+    s.add_argument("--source", default="published", help="'published' or a results folder")
+    s.add_argument("--out", type=Path, default=Path("bench-report"), help="output folder")
+    s.add_argument("--table", action="append", help="only these tables (e.g. datasets, pauc, average, runtime, ablation, breakdown)")
+    s.add_argument("--data-root", type=Path, help="data root, for --table datasets")
+    s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")
+    s.add_argument("name")
+    s.add_argument("--data-root", type=Path, help="where to put it (default: $BENCH_DATA)")
+    s.add_argument("--mirror", help="directory or file:// URL replacing the official location (default: $BENCH_MIRROR)")
+    s.set_defaults(func=_cmd_fetch)
+
+    s = sub.add_parser("import-scores", help="turn scores produced by a method's official code into a score file")
+    s.add_argument("file", type=Path, help="CSV/TXT 'path score' lines, or a .npy of scores (with --list)")
+    s.add_argument("--method", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--list", type=Path, help="text file of image paths, one per line, in the order of the .npy")
+    s.add_argument("--lower-is-better", action="store_true", default=None, help="the file's scores are lower-is-better")
+    s.add_argument("--fr", help="FR model the scores depend on (for FR-dependent methods)")
+    s.add_argument("--data-root", type=Path)
+    s.add_argument("--results", type=Path, default=None)
+    s.set_defaults(func=_cmd_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a subcommand; a BenchError prints one ``error:`` line and exits 2."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "results", None) is None and args.command in ("run", "import-scores"):
+        from bench import paths
+
+        args.results = paths.results_dir()
+    if getattr(args, "discard", None) is None and args.command == "run":
+        args.discard = [0.2, 0.3]
+    try:
+        return int(args.func(args))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: cached work is kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What every file-backed loader shares: finding a card's layout under the data root, listing
+image folders for Table 1 totals, and checking that the protocol's images exist.
+
+A card's ``layout`` lists the accepted places, relative to the data root. An entry
+``"lfw/lfw-deepfunneled"`` means: dataset folder ``<root>/lfw`` (image ids are relative to
+it), image folder ``lfw-deepfunneled`` inside it. An entry ending in ``.bin`` is an
+InsightFace verification bin (``"lfw.bin"``, ``"lfw/lfw.bin"``). The first entry is the
+recommended one and is what error messages name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets.base import DatasetLoader, FaceDataset
+from bench.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a layout entry matched: ``folder`` holds the dataset, ``inner`` the image folder
+    (or the bin file name) inside it."""
+
+    folder: Path
+    inner: str
+    entry: str
+
+    @property
+    def is_bin(self) -> bool:
+        return self.inner.endswith(".bin")
+
+    @property
+    def images(self) -> Path:
+        return self.folder / self.inner
+
+
+def layout_entries(loader: DatasetLoader) -> list[str]:
+    """The card's accepted layout entries (root-relative, see the module docstring)."""
+    entries = loader.card.get("layout") or []
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise DataError(f"{loader.card.path}: 'layout' must be a list of relative paths")
+    return entries
+
+
+def split_entry(entry: str) -> tuple[str, str]:
+    """``"lfw/lfw-deepfunneled"`` -> (``"lfw"``, ``"lfw-deepfunneled"``); ``"lfw.bin"`` -> (``""``, ``"lfw.bin"``)."""
+    if entry.endswith(".bin"):
+        parent, _, name = entry.rpartition("/")
+        return parent, name
+    head, _, rest = entry.partition("/")
+    return head, rest
+
+
+class CardLoader(DatasetLoader):
+    """A loader whose accepted places come from its card's ``layout``.
+
+    ``required`` names the protocol files that must exist for a folder layout, relative to
+    the dataset folder; ``{inner}`` stands for the image folder of the matched entry.
+    """
+
+    required: tuple[str, ...] = ()
+
+    def find(self, root: Path | None) -> Found:
+        """The first layout entry present under ``root``; one-line DataError otherwise."""
+        entries = layout_entries(self)
+        if root is None:
+            raise DataError(f"{self.card.name}: no data root given (use --data-root DIR or BENCH_DATA); see {self.card.path}")
+        root = Path(root)
+        incomplete: list[str] = []
+        for entry in entries:
+            parent, inner = split_entry(entry)
+            folder = root / parent if parent else root
+            if inner.endswith(".bin"):
+                if (folder / inner).is_file():
+                    return Found(folder, inner, entry)
+                continue
+            if not (folder / inner).is_dir():
+                continue
+            missing = [r.format(inner=inner) for r in self.required if not (folder / r.format(inner=inner)).is_file()]
+            if not missing:
+                return Found(folder, inner, entry)
+            incomplete.append(f"{folder / missing[0]} is missing")
+        if incomplete:
+            raise DataError(f"{self.card.name}: images found but protocol file incomplete: {incomplete[0]}; see {self.card.path}")
+        others = f" (or {', '.join(entries[1:4])}{', ...' if len(entries) > 4 else ''})" if len(entries) > 1 else ""
+        raise DataError(f"{self.card.name}: not found: expected {root / entries[0]}{others}; see {self.card.path}")
+
+    def locate(self, root: Path) -> Path:
+        found = self.find(root)
+        return found.images if found.is_bin else found.folder
+
+
+def list_images(folder: Path) -> list[str]:
+    """Sorted image paths (``/``-separated) under ``folder``, relative to it, any depth."""
+    out: list[str] = []
+    for dirpath, _dirs, files in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        out.extend(prefix + f for f in files if f.lower().endswith(IMAGE_SUFFIXES))
+    out.sort()
+    return out
+
+
+def check_present(name: str, folder: Path, ids: list[str], present: set[str]) -> None:
+    """Raise one DataError with the count and first five missing paths (ids not in ``present``)."""
+    missing = [i for i in ids if i not in present]
+    if missing:
+        first = ", ".join(str(folder / m) for m in missing[:5])
+        raise DataError(f"{name}: {len(missing)} image file(s) named by the protocol are missing, first: {first}")
+
+
+def index_pairs(names_a: list[str], names_b: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted unique image ids and the index arrays of each pair side into them."""
+    ids = sorted(set(names_a) | set(names_b))
+    lookup = {k: i for i, k in enumerate(ids)}
+    a = np.fromiter((lookup[n] for n in names_a), dtype=np.int64, count=len(names_a))
+    b = np.fromiter((lookup[n] for n in names_b), dtype=np.int64, count=len(names_b))
+    return ids, a, b
+
+
+def block_folds(n: int, k: int = 10) -> np.ndarray:
+    """Folds 1..k as ``k`` equal consecutive blocks of ``n`` items (the last ones absorb a remainder)."""
+    return (np.arange(n, dtype=np.int64) * k // max(n, 1) + 1).astype(np.int64)
+
+
+def identities_of(ids: list[str], key) -> np.ndarray:
+    """Dense identity index per image id, from ``key(image_id) -> identity name`` (sorted names)."""
+    names = [key(i) for i in ids]
+    uniq = {n: k for k, n in enumerate(sorted(set(names)))}
+    return np.fromiter((uniq[n] for n in names), dtype=np.int64, count=len(names))
+
+
+def with_totals(ds: FaceDataset, n_images: int | None, n_ids: int | None) -> FaceDataset:
+    """Set the whole-dataset counts Table 1 compares with (the paper counts the whole dataset)."""
+    ds.n_images_total = n_images
+    ds.n_identities_total = n_ids
+    return ds

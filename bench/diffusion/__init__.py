@@ -1,0 +1,1 @@
+"""The DifFIQA diffusion model: UNet, noise schedule, degradations, training and checkpoints."""

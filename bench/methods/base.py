@@ -1,0 +1,103 @@
+"""The FIQA method interface: crops (and optionally an FR model) in, one score per image out.
+
+Scores are always oriented higher = better quality inside the harness. A method whose native
+score is lower-is-better says so on its card (``higher_is_better = false``) and the runner
+negates it; nothing is assumed by default.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bench.cards import Card
+from bench.datasets.base import FaceDataset
+from bench.fr.base import FRModel
+
+
+@dataclass
+class ScoreContext:
+    """What a method may use while scoring one dataset."""
+
+    dataset: FaceDataset
+    fr: FRModel | None
+    crops: Any  # bench.crops.CropStore in the method's domain
+    device: str = "cpu"
+    seed: int = 0
+    batch_size: int = 32
+    cache_dir: Path = Path(".")
+    embeddings: Callable[[], np.ndarray] | None = None  # all-dataset FR embeddings, lazily
+    progress: bool = True
+
+
+@dataclass
+class ScoreResult:
+    """Native scores (the method's own orientation) and per-image seconds per batch."""
+
+    scores: np.ndarray
+    seconds_per_image: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class QualityMethod(ABC):
+    """A registered FIQA method. Subclasses implement :meth:`score_batch`."""
+
+    registered_name: str
+
+    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", seed: int = 0, **options: Any) -> None:
+        self.card = card
+        self.device = device
+        self.seed = seed
+        self.options = options
+        self.weights_arg = weights
+        self.weights_sha256 = "none"
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def needs_fr(self) -> bool:
+        """Whether scores depend on the FR model (then score files are keyed by it too)."""
+        return bool(self.card.get("needs_fr", False))
+
+    def domain(self, fr: FRModel | None) -> str:
+        """Crop domain this method scores: its card's ``input.domain``, or the FR model's."""
+        wanted = self.card.get("input", {}).get("domain", "fr")
+        if wanted == "fr":
+            return fr.domain if fr is not None else "arcface112"
+        return str(wanted)
+
+    @abstractmethod
+    def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
+        """Native scores float64 [N] for RGB uint8 crops [N, H, W, 3] of images ``indices``."""
+
+    def score_dataset(self, indices: np.ndarray, ctx: ScoreContext) -> ScoreResult:
+        """Score the images ``indices`` in batches; the first batch is warm-up, not timed."""
+        scores = np.empty(len(indices), dtype=np.float64)
+        per_image: list[float] = []
+        starts = range(0, len(indices), ctx.batch_size)
+        for k, start in enumerate(tqdm(starts, desc=f"score {self.name}", unit="batch", disable=not ctx.progress)):
+            idx = indices[start : start + ctx.batch_size]
+            crops = ctx.crops.get(idx)
+            t0 = time.perf_counter()
+            scores[start : start + len(idx)] = self.score_batch(crops, idx, ctx)
+            _synchronise(ctx.device)
+            if k > 0 or len(starts) == 1:
+                per_image.append((time.perf_counter() - t0) / len(idx))
+        return ScoreResult(scores=scores, seconds_per_image=per_image)
+
+
+def _synchronise(device: str) -> None:
+    """Wait for queued GPU work so that timings measure it (no-op on CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()

@@ -1,0 +1,53 @@
+"""Where things live: the repository's card folders, the data root, caches, weights, results.
+
+Every location can be set on the command line or by an environment variable, so tests and
+CI point the harness at temporary folders and read-only data mirrors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+METHOD_CARDS = REPO_ROOT / "methods"
+DATASET_CARDS = REPO_ROOT / "datasets"
+FR_CARDS = REPO_ROOT / "fr"
+PROTOCOLS_DIR = REPO_ROOT / "protocols"
+PUBLISHED_DIR = REPO_ROOT / "results" / "published"
+TEMPLATES_DIR = REPO_ROOT / "reports"
+
+DEFAULT_RESULTS = Path("bench-results")
+
+
+def _from_env(arg: str | os.PathLike[str] | None, env: str, default: Path | None) -> Path | None:
+    if arg is not None:
+        return Path(arg)
+    value = os.environ.get(env)
+    if value:
+        return Path(value)
+    return default
+
+
+def data_root(arg: str | os.PathLike[str] | None = None) -> Path | None:
+    """The data root: ``--data-root`` beats ``BENCH_DATA``; None when neither is set."""
+    return _from_env(arg, "BENCH_DATA", None)
+
+
+def cache_dir(arg: str | os.PathLike[str] | None = None) -> Path:
+    """Cache for aligned crops and embeddings: ``--cache`` / ``BENCH_CACHE`` / ~/.cache/fiqa-bench."""
+    path = _from_env(arg, "BENCH_CACHE", Path.home() / ".cache" / "fiqa-bench")
+    assert path is not None
+    return path
+
+
+def weights_dir(arg: str | os.PathLike[str] | None = None) -> Path | None:
+    """Folder holding model weight files under their expected names (``BENCH_WEIGHTS``)."""
+    return _from_env(arg, "BENCH_WEIGHTS", None)
+
+
+def results_dir(arg: str | os.PathLike[str] | None = None) -> Path:
+    """Results folder (``--results`` / ``BENCH_RESULTS`` / ./bench-results)."""
+    path = _from_env(arg, "BENCH_RESULTS", DEFAULT_RESULTS)
+    assert path is not None
+    return path

@@ -1,0 +1,78 @@
+"""Comparison protocols as index arrays: no Python object per pair (IJB-C has 15.6 M).
+
+A :class:`PairProtocol` compares *subjects*: images, or templates when ``templates`` is set
+(IJB-C 1:1 verification). ``a[k]``, ``b[k]`` index the subjects of comparison ``k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import DataError
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Template membership, one row per (image, template) occurrence.
+
+    ``image[r]`` indexes the dataset's images, ``template[r]`` is a dense template index in
+    ``[0, len(template_ids))`` and ``media[r]`` the media (video / photo) id the image came
+    from. ``template_ids`` keeps the original ids for provenance and error messages.
+    """
+
+    image: np.ndarray
+    template: np.ndarray
+    media: np.ndarray
+    template_ids: np.ndarray
+
+    @property
+    def n_templates(self) -> int:
+        return int(len(self.template_ids))
+
+
+@dataclass(frozen=True)
+class PairProtocol:
+    """Mated / non-mated comparisons between subjects (images or templates)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    mated: np.ndarray
+    fold: np.ndarray | None = None
+    templates: Templates | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.a)
+        if len(self.b) != n or len(self.mated) != n or (self.fold is not None and len(self.fold) != n):
+            raise DataError("protocol arrays a, b, mated, fold differ in length")
+        if self.mated.dtype != np.bool_:
+            raise DataError("protocol 'mated' must be a boolean array")
+
+    def __len__(self) -> int:
+        return int(len(self.a))
+
+    @property
+    def n_mated(self) -> int:
+        return int(np.count_nonzero(self.mated))
+
+    @property
+    def n_nonmated(self) -> int:
+        return len(self) - self.n_mated
+
+    def select_folds(self, folds: list[int] | None) -> PairProtocol:
+        """The comparisons of the given folds only (all when ``folds`` is None)."""
+        if folds is None:
+            return self
+        if self.fold is None:
+            raise DataError("this protocol has no folds to select from")
+        keep = np.isin(self.fold, np.asarray(folds))
+        return PairProtocol(self.a[keep], self.b[keep], self.mated[keep], self.fold[keep], self.templates)
+
+    def used_images(self) -> np.ndarray:
+        """Sorted indices of the images this protocol compares (through templates if any)."""
+        subjects = np.union1d(self.a, self.b)
+        if self.templates is None:
+            return subjects
+        rows = np.isin(self.templates.template, subjects)
+        return np.unique(self.templates.image[rows])

@@ -1,0 +1,146 @@
+"""Published reference numbers (transcribed paper tables), loaded as pandas DataFrames.
+
+These are reference data to compare reproductions against, never outputs of the harness.
+Each source lives in ``results/published/<source>/`` with a ``NOTES.md`` describing how the
+numbers were transcribed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import DataError
+
+# The repository is used in place (editable install), so the data sits beside the package.
+PUBLISHED_DIR: Path = Path(__file__).resolve().parent.parent / "results" / "published"
+DEFAULT_SOURCE = "diffiqa_ijcb2023"
+
+PAPER_METHODS: tuple[str, ...] = (
+    "FaceQnet",
+    "SDD-FIQA",
+    "PFE",
+    "PCNet",
+    "MagFace",
+    "LightQNet",
+    "SER-FIQ",
+    "FaceQAN",
+    "CR-FIQA",
+    "FaceQgen",
+    "DifFIQA",
+    "DifFIQA(R)",
+)
+PAPER_DATASETS: tuple[str, ...] = ("Adience", "CALFW", "CFP-FP", "CPLFW", "IJB-C", "LFW", "XQLFW")
+PAPER_FR: tuple[str, ...] = ("adaface", "arcface", "cosface", "curricularface")
+PAPER_DISCARDS: tuple[float, ...] = (0.2, 0.3)
+MEAN_COLUMN = "mean"
+
+PAUC_COLUMNS: tuple[str, ...] = ("discard", "fr", "method", "dataset", "pauc")
+
+# Expected columns per table: "numeric" columns become floats, "integer" ones int64, the rest
+# stay text.
+TABLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "table1_datasets": {
+        "columns": (
+            "dataset",
+            "images",
+            "identities",
+            "mated",
+            "nonmated",
+            "images_are_templates",
+            "pose",
+            "occlusion_expression",
+            "blur_resolution_noise",
+            "scale",
+        ),
+        "numeric": (),
+        "integer": ("images", "identities", "mated", "nonmated"),
+    },
+    "table3_runtime_ms": {
+        "columns": ("method", "mean_ms", "std_ms"),
+        "numeric": ("mean_ms", "std_ms"),
+    },
+    "table4_ablation": {
+        "columns": ("discard", "fr", "variant", "label", "dataset", "pauc"),
+        "numeric": ("discard", "pauc"),
+    },
+    "table6_7_average": {
+        "columns": ("discard", "method", "pauc"),
+        "numeric": ("discard", "pauc"),
+    },
+    "table8_runtime_breakdown_ms": {
+        "columns": ("step", "symbol", "mean_ms", "std_ms"),
+        "numeric": ("mean_ms", "std_ms"),
+    },
+}
+
+
+def source_dir(source: str = DEFAULT_SOURCE) -> Path:
+    """Directory holding the transcribed tables of ``source``; DataError if it is unknown."""
+    path = PUBLISHED_DIR / source
+    if not path.is_dir():
+        known = sorted(p.name for p in PUBLISHED_DIR.glob("*") if p.is_dir())
+        raise DataError(
+            f"{path}: unknown published source {source!r} (known: {', '.join(known) or 'none'})"
+        )
+    return path
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...]) -> pd.DataFrame:
+    """Read ``path`` as text, check its header, and convert ``numeric`` columns to float.
+
+    Only empty cells become NaN: pandas' default NA spellings ("NA", "n/a", ...) must not
+    silently swallow a label.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: published table not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot parse CSV ({exc})") from exc
+    if tuple(frame.columns) != columns:
+        raise DataError(f"{path}: columns {list(frame.columns)}, expected {list(columns)}")
+    for col in numeric:
+        values = frame[col].mask(frame[col] == "")
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & converted.isna()
+        if bad.any():
+            row = int(bad.idxmax()) + 2  # +1 header line, +1 for 1-based line numbers
+            value = frame.at[bad.idxmax(), col]
+            raise DataError(f"{path}: line {row}: column {col!r} is not a number: {value!r}")
+        frame[col] = converted.astype(float)
+    return frame
+
+
+def load_pauc(source: str = DEFAULT_SOURCE) -> pd.DataFrame:
+    """Published pAUC values in long form: columns ``discard, fr, method, dataset, pauc``.
+
+    ``discard`` and ``pauc`` are floats; a pAUC the paper does not report (n/a) is NaN.
+    ``dataset`` is one of :data:`PAPER_DATASETS` or ``"mean"`` for the paper's average column.
+    """
+    return _read_csv(source_dir(source) / "pauc.csv", PAUC_COLUMNS, ("discard", "pauc"))
+
+
+def load_table(name: str, source: str = DEFAULT_SOURCE) -> pd.DataFrame:
+    """One of the other transcribed tables, by file stem (a key of :data:`TABLES`).
+
+    Numeric columns are floats, Table 1's counts int64, and
+    ``table1_datasets.images_are_templates`` a bool (IJB-C's count is of templates).
+    """
+    spec = TABLES.get(name)
+    if spec is None:
+        raise DataError(f"{name!r}: unknown published table (known: {', '.join(TABLES)})")
+    path = source_dir(source) / f"{name}.csv"
+    integer = spec.get("integer", ())
+    frame = _read_csv(path, spec["columns"], spec["numeric"] + integer)
+    for col in integer:
+        if frame[col].isna().any() or (frame[col] % 1 != 0).any():
+            raise DataError(f"{path}: column {col!r} must hold whole numbers")
+        frame[col] = frame[col].astype("int64")
+    if "images_are_templates" in frame.columns:
+        flags = frame["images_are_templates"]
+        if not flags.isin(("True", "False")).all():
+            raise DataError(f"{path}: images_are_templates must be True or False")
+        frame["images_are_templates"] = flags == "True"
+    return frame
