@@ -50,7 +50,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(
         method=args.method, fr=args.fr, dataset=args.dataset, data_root=args.data_root, results=args.results,
-        cache=args.cache, method_weights=args.weights, fr_weights=args.fr_weights, device=args.device,
+        cache=args.cache, method_weights=args.weights, fr_weights=args.fr_weights, quality_fr=args.quality_fr,
+        quality_fr_weights=args.quality_fr_weights, device=args.device,
         edc_variant=args.edc_variant, fmr=args.fmr, discards=tuple(args.discard), folds=_parse_folds(args.folds),
         force=args.force, seed=args.seed, batch_size=args.batch_size, skip_bad=args.skip_bad,
         quality_rule=args.quality_rule, template_rule=args.template_rule, progress=not args.no_progress,
@@ -137,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", type=Path, help="cache for crops and embeddings (default: $BENCH_CACHE or ~/.cache/fiqa-bench)")
     s.add_argument("--weights", type=Path, help="the method's weight file (or a folder; default: $BENCH_WEIGHTS)")
     s.add_argument("--fr-weights", type=Path, help="the FR model's weight file (or a folder; default: $BENCH_WEIGHTS)")
+    s.add_argument("--quality-fr", help="FR model used inside FR-dependent methods (default: --fr); e.g. dlib-torch "
+                                        "for gradient-based methods while --fr dlib gives the evaluation embeddings")
+    s.add_argument("--quality-fr-weights", type=Path, help="weights of --quality-fr")
     s.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
     s.add_argument("--edc-variant", default="fixed-threshold", choices=["fixed-threshold", "recomputed-threshold"],
                    help="fixed-threshold (Schlett et al. 2023, default) or recomputed-threshold (MagFace/CR-FIQA scripts)")

@@ -49,6 +49,8 @@ class RunConfig:
     cache: Path | None = None
     method_weights: Path | None = None
     fr_weights: Path | None = None
+    quality_fr: str | None = None
+    quality_fr_weights: Path | None = None
     device: str = "cpu"
     edc_variant: str = "fixed-threshold"
     fmr: float = 1e-3
@@ -83,15 +85,20 @@ def create_fr(spec: str, weights: Path | None, device: str) -> FRModel:
     return registry.create("fr", spec, weights=weights, device=device)
 
 
+def _fr_label(cfg: RunConfig) -> str:
+    """The FR model a method's scores depend on: ``--quality-fr``, else the evaluation FR."""
+    return cfg.quality_fr or cfg.fr
+
+
 def _git_free_id(cfg: RunConfig) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"{stamp}-{cfg.method}-{cfg.fr.replace(':', '_').replace('/', '_')[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
 
 
-def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel, needed: np.ndarray,
+def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel | None, needed: np.ndarray,
            crops: CropStore, embeddings: Any, timings: dict[str, float]) -> tuple[Path, np.ndarray, dict[str, str]]:
     """Reuse or compute the score file; returns (path, native scores per image, metadata)."""
-    path = score_path(cfg.results, method.name, ds.name, cfg.fr if method.needs_fr else None)
+    path = score_path(cfg.results, method.name, ds.name, _fr_label(cfg) if method.needs_fr else None)
     if path.exists() and not cfg.force:
         ids, _, meta = read_scores(path)
         have = set(ids)
@@ -106,7 +113,7 @@ def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel, 
     meta: dict[str, Any] = {
         "method": method.name, "method_version": method.card.get("version"),
         "higher_is_better": method.card.get("higher_is_better"), "weights_sha256": method.weights_sha256,
-        "fr": cfg.fr if method.needs_fr else "none", "dataset": ds.name, **base_metadata(cfg.device),
+        "fr": _fr_label(cfg) if method.needs_fr else "none", "quality_fr_weights_sha256": fr.weights_sha256 if fr else "none", "dataset": ds.name, **base_metadata(cfg.device),
         "seconds_per_image_mean": float(spi.mean()) if spi.size else float("nan"),
         "seconds_per_image_std": float(spi.std()) if spi.size else float("nan"),
         "n_timed_batches": int(spi.size),
@@ -139,9 +146,15 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     embeddings = embed_dataset(fr, fr_crops, needed, batch_size=max(cfg.batch_size, 16), progress=cfg.progress)
     timings["embed"] = time.perf_counter() - t0
 
-    domain = method.domain(fr)
+    # A method may use its own FR model (e.g. FaceQAN needs a differentiable one) while the
+    # evaluation embeddings come from --fr, as in the paper where DifFIQA uses CosFace throughout.
+    qfr = fr
+    if method.needs_fr and cfg.quality_fr and cfg.quality_fr != cfg.fr:
+        qfr = create_fr(cfg.quality_fr, cfg.quality_fr_weights, cfg.device)
+    domain = method.domain(qfr)
     method_crops = fr_crops if domain == fr.domain else CropStore(ds, domain, cache, skip_bad=cfg.skip_bad)
-    score_file, native, score_meta = _score(method, cfg, ds, fr, needed, method_crops, lambda: embeddings, timings)
+    score_file, native, score_meta = _score(method, cfg, ds, qfr if method.needs_fr else None, needed, method_crops,
+                                            lambda: embeddings, timings)
     quality = native if method.card.get("higher_is_better") else -native
 
     # Images skipped as unreadable (only with --skip-bad) drop out with their comparisons.
@@ -165,7 +178,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     with atomic_path(results / "curves" / f"{run_id}.parquet") as tmp:
         curve_frame.to_parquet(tmp, index=False)
     record: dict[str, Any] = {
-        "run_id": run_id, "method": method.name, "fr": cfg.fr, "dataset": ds.name, "edc_variant": cfg.edc_variant,
+        "run_id": run_id, "method": method.name, "fr": cfg.fr, "quality_fr": _fr_label(cfg) if method.needs_fr else None, "dataset": ds.name, "edc_variant": cfg.edc_variant,
         "fmr": cfg.fmr, "threshold": float(curve.threshold), "fnmr_at_0": float(curve.fnmr[0]),
         "n_mated": int(len(comps.mated_similarity)), "n_nonmated": int(len(comps.nonmated_similarity)),
         "n_images": int(len(needed)), "folds": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},

@@ -11,6 +11,7 @@ recommended one and is what error messages name.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from bench.datasets.base import DatasetLoader, FaceDataset
 from bench.errors import DataError
+from bench.protocol import PairProtocol
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -99,7 +101,7 @@ class CardLoader(DatasetLoader):
 def list_images(folder: Path) -> list[str]:
     """Sorted image paths (``/``-separated) under ``folder``, relative to it, any depth."""
     out: list[str] = []
-    for dirpath, _dirs, files in os.walk(folder):
+    for dirpath, _dirs, files in os.walk(folder, followlinks=True):
         rel = os.path.relpath(dirpath, folder)
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         out.extend(prefix + f for f in files if f.lower().endswith(IMAGE_SUFFIXES))
@@ -141,3 +143,49 @@ def with_totals(ds: FaceDataset, n_images: int | None, n_ids: int | None) -> Fac
     ds.n_images_total = n_images
     ds.n_identities_total = n_ids
     return ds
+
+
+def read_text(path: Path) -> str:
+    """A protocol file's text; DataError if absent or not text."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: protocol file not found") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{path}: cannot read protocol file ({exc})") from None
+
+
+def build_dataset(name: str, folder: Path, image_root: str, pair_a: list[str], pair_b: list[str],
+                  mated: np.ndarray, fold: np.ndarray | None, identity_of: Callable[[str], str],
+                  aligned: bool, notes: list[str] | None = None) -> FaceDataset:
+    """A FaceDataset of the protocol's images, with totals from listing ``folder/image_root``.
+
+    ``pair_a``/``pair_b`` are paths relative to ``folder``; ``identity_of`` maps a path
+    relative to ``image_root`` to its identity name. Missing protocol images raise one
+    DataError (count and first five).
+    """
+    ids, a, b = index_pairs(pair_a, pair_b)
+    prefix = image_root.rstrip("/") + "/" if image_root else ""
+    listing = list_images(folder / image_root) if (folder / image_root).is_dir() else []
+    check_present(name, folder, ids, {prefix + p for p in listing})
+
+    def ident(path: str) -> str:
+        return identity_of(path[len(prefix):] if path.startswith(prefix) else path)
+
+    ds = FaceDataset(name=name, root=folder, image_ids=ids,
+                     protocol=PairProtocol(a=a, b=b, mated=np.asarray(mated, dtype=bool), fold=fold),
+                     aligned=aligned, identities=identities_of(ids, ident), notes=list(notes or []))
+    return with_totals(ds, len(listing), len({identity_of(p) for p in listing}))
+
+
+def first_folder(path: str) -> str:
+    """Identity = the first folder of the path (``Name/Name_0001.jpg`` -> ``Name``)."""
+    return path.split("/", 1)[0]
+
+
+def name_before_number(path: str) -> str:
+    """Identity = the file name without its trailing ``_<digits>`` and extension
+    (``Aaron_Eckhart_0001.jpg`` -> ``Aaron_Eckhart``, CPLFW's ``AJ_Cook_1.jpg`` -> ``AJ_Cook``)."""
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    head, sep, tail = stem.rpartition("_")
+    return head if sep and tail.isdigit() and head else stem

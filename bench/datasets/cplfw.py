@@ -1,0 +1,13 @@
+"""CPLFW (Zheng & Deng 2018, cross-pose LFW): ``pairs_CPLFW.txt`` in CALFW's format, images
+``<Name>_<n>.jpg`` flat in ``aligned images/`` or ``images/``."""
+
+from __future__ import annotations
+
+from bench.datasets.calfw import PairedLinesDataset
+from bench.registry import register_dataset
+
+
+@register_dataset("cplfw")
+class CPLFW(PairedLinesDataset):
+    pairs_file = "pairs_CPLFW.txt"
+    required = ("pairs_CPLFW.txt",)

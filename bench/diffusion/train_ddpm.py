@@ -1,0 +1,240 @@
+"""Extended DDPM training (DifFIQA Sec. 3.3): learn to restore clean faces from degraded, noisy ones.
+
+For a clean crop x and a degraded copy d(x), a time t ~ U{0, …, T′−1} gives the input
+x′_t = (1 − a)·x + a·d(x) with a = sin(t/T′·π/2), noised to x_t by the forward process;
+the UNet predicts x (the clean crop) under an L2 loss. Adam (lr 8e-5), an EMA copy of the
+weights (decay 0.995) beside the raw ones, atomic resumable checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from bench.datasets.base import read_rgb
+from bench.diffusion.checkpoint import DOMAIN_SIZES, DDPMCheckpoint, load_checkpoint, model_size, save_checkpoint, to_model
+from bench.diffusion.degrade import degrade
+from bench.diffusion.schedule import CosineSchedule
+from bench.diffusion.unet import UNet, UNetConfig
+from bench.errors import BenchError, DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def find_images(folder: Path) -> list[Path]:
+    """All image files under ``folder`` (recursive), sorted for reproducibility."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+    return files
+
+
+class FaceCrops(Dataset):
+    """Training pairs (degraded, clean) as uint8 HWC arrays of side ``crop_size``.
+
+    ``source`` is a folder of aligned face images, or a ``.npy`` array [N, H, W, 3] uint8
+    (e.g. a crop cache). ``centre_fraction`` < 1 first keeps the central square of that
+    fraction of the shorter side (for unaligned but centred photos such as LFW).
+    """
+
+    def __init__(self, source: Path, crop_size: int, centre_fraction: float = 1.0, seed: int = 0) -> None:
+        self.crop_size = crop_size
+        self.centre_fraction = centre_fraction
+        self.seed = seed
+        self.array: np.ndarray | None = None
+        self.files: list[Path] = []
+        if source.suffix == ".npy":
+            self.array = np.load(source, mmap_mode="r")
+            if self.array.ndim != 4 or self.array.shape[-1] != 3 or self.array.dtype != np.uint8:
+                raise DataError(f"{source}: expected uint8 [N, H, W, 3], got {self.array.dtype} {self.array.shape}")
+        elif source.is_dir():
+            self.files = find_images(source)
+        else:
+            raise DataError(f"{source}: training data must be a folder of images or a .npy crop array")
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.array) if self.array is not None else len(self.files)
+
+    def clean(self, index: int) -> np.ndarray:
+        image = np.asarray(self.array[index]) if self.array is not None else read_rgb(self.files[index])
+        if self.centre_fraction < 1.0:
+            h, w = image.shape[:2]
+            side = int(round(min(h, w) * self.centre_fraction))
+            top, left = (h - side) // 2, (w - side) // 2
+            image = image[top : top + side, left : left + side]
+        if image.shape[0] != self.crop_size or image.shape[1] != self.crop_size:
+            image = cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA)
+        return image
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image = self.clean(index)
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        image = np.ascontiguousarray(image)
+        return degrade(image, rng), image
+
+
+def _to_unit(batch: torch.Tensor, size: int, device: str) -> torch.Tensor:
+    x = batch.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return to_model(x, size)
+
+
+def extended_loss(net: UNet, schedule: CosineSchedule, clean: torch.Tensor, degraded: torch.Tensor, t_max: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The extended DDPM loss: ‖D(x_t, t) − x‖² with x_t noised from the time-blended degradation."""
+    n = clean.shape[0]
+    t = torch.randint(0, t_max, (n,), generator=generator).to(clean.device)
+    a = torch.sin(t.float() / t_max * (math.pi / 2)).view(-1, 1, 1, 1)
+    blended = (1 - a) * clean + a * degraded
+    noise = torch.randn(clean.shape, generator=generator).to(clean.device)
+    x_t = schedule.q_sample(blended, t, noise)
+    return torch.nn.functional.mse_loss(net(x_t, t).float(), clean)
+
+
+@torch.no_grad()
+def ema_update(ema: UNet, net: UNet, decay: float, updates: int) -> None:
+    """EMA step; the decay ramps as (1+n)/(10+n) up to ``decay`` so early averages track the net."""
+    d = min(decay, (1 + updates) / (10 + updates))
+    for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+        pe.lerp_(p.detach(), 1 - d)
+    for be, b in zip(ema.buffers(), net.buffers(), strict=True):
+        be.copy_(b)
+
+
+@dataclass
+class TrainResult:
+    """What a training call did: where the checkpoint is, the step reached, the last losses."""
+
+    checkpoint: Path
+    step: int
+    steps_this_run: int
+    mean_loss_last_100: float
+    seconds: float
+
+
+def train_ddpm(
+    data: str | Path,
+    out: str | Path,
+    *,
+    domain: str = "arcface112",
+    crop_size: int | None = None,
+    image_size: int | None = None,
+    width: int = 128,
+    mults: tuple[int, ...] = (1, 2, 4, 8),
+    heads: int = 4,
+    dim_head: int = 32,
+    steps: int = 100_000,
+    batch_size: int = 16,
+    lr: float = 8e-5,
+    ema_decay: float = 0.995,
+    timesteps: int = 1000,
+    t_max: int = 100,
+    centre_fraction: float = 1.0,
+    device: str = "cpu",
+    amp: bool = False,
+    workers: int = 0,
+    save_every: int = 500,
+    max_minutes: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) the DifFIQA denoiser on aligned face crops; returns where it saved.
+
+    Args:
+        data: folder of aligned face images (any size, resized to ``crop_size``) or a
+            ``.npy`` uint8 array [N, H, W, 3].
+        out: checkpoint file; if it exists, training resumes from it (same config required).
+        domain: crop domain of the FR model the DDPM will serve (``arcface112``, ``dlib150``);
+            scoring refuses an FR model of another domain.
+        crop_size: side of the domain's crops (default from the domain: 112 or 150).
+        image_size: UNet input side (default: crop size rounded up to a multiple of
+            2**(levels−1), reflect-padded; smaller values resize, for cheap CPU models).
+        width, mults, heads, dim_head: UNet architecture (paper: 128, (1, 2, 4, 8), 4, 32).
+        steps: total optimiser steps to reach (counting resumed ones).
+        batch_size, lr, ema_decay: optimisation (paper: lr 8e-5, EMA 0.995).
+        timesteps, t_max: schedule length T and training range T′ (t uniform in [0, T′)).
+        centre_fraction: keep this central fraction of each image first (1 = whole image).
+        device, amp: torch device; amp = bfloat16 autocast on CUDA.
+        workers: DataLoader worker processes (degradation runs there).
+        save_every: checkpoint period in steps (and always at the end).
+        max_minutes: stop (and save) after this much wall time.
+        seed: seeds initialisation, data order, degradations, times and noise.
+        progress: show a tqdm bar with the running loss.
+    """
+    data, out = Path(data), Path(out)
+    if crop_size is None:
+        if domain not in DOMAIN_SIZES:
+            raise BenchError(f"crop domain {domain!r} has no known size; pass crop_size")
+        crop_size = DOMAIN_SIZES[domain]
+    size = image_size or model_size(crop_size, len(mults))
+    config = UNetConfig(width=width, mults=tuple(mults), heads=heads, dim_head=dim_head, image_size=size)
+    torch.manual_seed(seed)
+    net = UNet(config).to(device)
+    ema = UNet(config).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    ckpt = DDPMCheckpoint(config=config, domain=domain, crop_size=crop_size, timesteps=timesteps, t_max=t_max)
+    if out.exists():
+        ckpt = load_checkpoint(out)
+        if (ckpt.config, ckpt.domain, ckpt.crop_size, ckpt.timesteps, ckpt.t_max) != (config, domain, crop_size, timesteps, t_max):
+            raise BenchError(f"{out}: existing checkpoint has another config/domain ({ckpt.config}, {ckpt.domain}); "
+                             "choose another output file to start afresh")
+        net.load_state_dict(ckpt.model)
+        ema.load_state_dict(ckpt.ema)
+        if ckpt.opt is not None:
+            opt.load_state_dict(ckpt.opt)
+    else:
+        ema.load_state_dict(net.state_dict())
+    ema.eval()
+    schedule = CosineSchedule(timesteps)
+    ds = FaceCrops(data, crop_size, centre_fraction, seed)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + ckpt.step)
+    losses: list[float] = []
+    start, start_step = time.monotonic(), ckpt.step
+    ckpt.info.update({"data": str(data), "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr})
+
+    def save() -> None:
+        ckpt.model, ckpt.ema, ckpt.opt = net.state_dict(), ema.state_dict(), opt.state_dict()
+        save_checkpoint(out, ckpt)
+
+    bar = tqdm(total=steps, initial=ckpt.step, desc="train ddpm", unit="step", disable=not progress)
+    net.train()
+    while ckpt.step < steps:
+        ds.epoch = ckpt.step // max(1, len(ds) // batch_size)
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) >= batch_size,
+                            num_workers=workers, generator=torch.Generator().manual_seed(seed + ds.epoch))
+        for degraded_u8, clean_u8 in loader:
+            clean, degraded = _to_unit(clean_u8, size, device), _to_unit(degraded_u8, size, device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")):
+                loss = extended_loss(net, schedule, clean, degraded, t_max, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ema_update(ema, net, ema_decay, ckpt.ema_updates)
+            ckpt.ema_updates += 1
+            ckpt.step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes
+            if ckpt.step % save_every == 0 or ckpt.step >= steps or out_of_time:
+                save()
+            if ckpt.step >= steps or out_of_time:
+                break
+        if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
+            break
+    bar.close()
+    if ckpt.step == start_step or not out.exists():
+        save()
+    return TrainResult(checkpoint=out, step=ckpt.step, steps_this_run=ckpt.step - start_step,
+                       mean_loss_last_100=float(np.mean(losses[-100:])) if losses else float("nan"),
+                       seconds=time.monotonic() - start)

@@ -1,0 +1,121 @@
+"""SER-FIQ (Terhörst et al., CVPR 2020), same-model variant: stochastic embedding robustness.
+
+Following the official code (pterhoer/FaceImageQuality, ``face_image_quality.py``): the input of
+the FR model's last layer is computed once; ``m`` = 100 passes apply dropout (rate 0.5,
+inverted scaling as Keras' ``Dropout``) to it and run the last layer; the embeddings are
+L2-normalised and the score is ``2 * sigmoid(-mean pairwise Euclidean distance)`` over the
+``m (m - 1) / 2`` pairs. Option ``calibrate = true`` maps it through the monotone
+``sigmoid(130 * (s - 0.88))`` (pAUC is unchanged by it).
+
+One deliberate difference: the official rebuilds ArcFace's last layer in Keras as
+dense -> *freshly initialised* BatchNorm (close to identity) -> L2; here the "last layer" is
+the FR model's own (for an insightface IResNet: ``fc`` then the trained ``features`` BN), so
+the stochastic embeddings are the model's real embeddings.
+
+The FR model must let us split it into features and last layer. Either it provides
+``embedding_head() -> (features_fn, head_fn)`` (``features_fn``: RGB float images [N, 3, H, W]
+in [0, 255] -> features [N, F]; ``head_fn``: features [M, F] -> embeddings [M, D]), or the
+input of its ``module``'s last ``nn.Linear`` (``module.fc`` when present) is captured with a
+hook during ``forward_images`` and the head is ``module.forward_head`` (bench.fr.iresnet
+networks) or that Linear followed by ``module.features`` when it is a BatchNorm1d. The split is checked on the
+first batch: the head applied to the undropped features must reproduce ``forward_images``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.fr.base import TorchFRModel
+from bench.methods.base import QualityMethod, ScoreContext
+from bench.methods.faceqan import image_seed, require_torch_fr
+from bench.registry import register_method
+
+Split = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def embedding_split(fr: TorchFRModel) -> Split:
+    """(features_fn, head_fn) of a PyTorch FR model: the input of its last layer, and that layer."""
+    if hasattr(fr, "embedding_head"):
+        return fr.embedding_head()
+    import torch
+
+    module = getattr(fr, "module", None)
+    fc = getattr(module, "fc", None)
+    if not isinstance(fc, torch.nn.Linear) and isinstance(module, torch.nn.Module):
+        fc = next((m for m in reversed(list(module.modules())) if isinstance(m, torch.nn.Linear)), None)
+    if fc is None:
+        raise BenchError(f"ser-fiq: FR model {fr.name!r} has neither embedding_head() nor a Linear last layer")
+    if hasattr(module, "forward_head"):
+        head_fn = module.forward_head
+    else:
+        post = getattr(module, "features", None)
+        post = post if isinstance(post, torch.nn.BatchNorm1d) else torch.nn.Identity()
+        head_fn = lambda f: post(fc(f))  # noqa: E731
+
+    def features_fn(images: Any) -> Any:
+        captured: list[Any] = []
+        hook = fc.register_forward_pre_hook(lambda _m, args: captured.append(args[0].flatten(1)))
+        try:
+            fr.forward_images(images)
+        finally:
+            hook.remove()
+        return captured[-1]
+
+    return features_fn, head_fn
+
+
+def dropout_masks(generator: Any, passes: int, width: int, rate: float) -> Any:
+    """Inverted-dropout multipliers [passes, width]: 0 with probability ``rate``, else 1/(1-rate)."""
+    import torch
+
+    keep = torch.rand((passes, width), generator=generator) >= rate
+    return keep.float() / (1.0 - rate)
+
+
+def serfiq_score(embeddings: np.ndarray) -> float:
+    """2 * sigmoid(-mean pairwise Euclidean distance) of the L2-normalised rows."""
+    e = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    gram = np.clip(e @ e.T, -1.0, 1.0)
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * gram, 0.0))[np.triu_indices(len(e), k=1)]
+    return float(2.0 / (1.0 + np.exp(dist.mean())))
+
+
+@register_method("ser-fiq")
+class SERFIQ(QualityMethod):
+    """SER-FIQ on the run's FR model. Options: passes (m, 100), dropout (0.5), calibrate (false)."""
+
+    def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
+        import torch
+
+        fr = require_torch_fr(ctx.fr, self.name)
+        passes = int(self.options.get("passes", 100))
+        rate = float(self.options.get("dropout", 0.5))
+        features_fn, head_fn = embedding_split(fr)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(ctx.device).permute(0, 3, 1, 2).float()
+        out = np.empty(len(indices))
+        with torch.no_grad():
+            feats = features_fn(x)
+            if not getattr(self, "_split_checked", False):
+                _check_split(fr, head_fn(feats), fr.forward_images(x))
+                self._split_checked = True
+            for k, i in enumerate(indices):
+                gen = torch.Generator().manual_seed(image_seed(self.seed, ctx.dataset.image_ids[int(i)]))
+                masks = dropout_masks(gen, passes, feats.shape[1], rate).to(feats.device)
+                emb = head_fn(feats[k : k + 1] * masks)
+                out[k] = serfiq_score(emb.double().cpu().numpy())
+        if self.options.get("calibrate", False):
+            out = 1.0 / (1.0 + np.exp(-130.0 * (out - 0.88)))
+        return out
+
+
+def _check_split(fr: TorchFRModel, from_head: Any, direct: Any) -> None:
+    """The split must reproduce the model's embedding, else SER-FIQ would perturb the wrong layer."""
+    import torch
+
+    if from_head.shape != direct.shape or not torch.allclose(from_head, direct, rtol=1e-4, atol=1e-4 * float(direct.abs().max())):
+        raise BenchError(f"ser-fiq: features + last layer of FR model {fr.name!r} do not reproduce its embedding; "
+                         "give it an embedding_head() method")

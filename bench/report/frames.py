@@ -1,0 +1,356 @@
+"""Read a results directory (docs/RESULTS_FORMAT.md) and the published tables into tidy frames.
+
+Everything downstream (tables, figures) is a pure function of these frames; nothing here
+recomputes an EDC curve. Names are mapped to the paper's printed names on the way in so
+reproduced and published rows share one key: ``(discard, fr, method, dataset)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from bench import published
+from bench.cards import paper_name
+from bench.edc import VARIANTS
+from bench.errors import DataError
+
+PAUC_CSV_COLUMNS: tuple[str, ...] = ("discard", "fr", "method", "dataset", "pauc", "edc_variant", "run_id")
+KEY: list[str] = ["discard", "fr", "method", "dataset"]
+MEAN = published.MEAN_COLUMN
+NOT_RUN_FILE = "not_run.json"
+WILDCARD = "*"
+
+# Table 4: registered ablation methods -> the paper's variant ids (the rows of Table 4).
+ABLATION_VARIANTS: dict[str, str] = {
+    "diffiqa-noflip": "A1",
+    "diffiqa-noforward": "A2",
+    "diffiqa-t20": "A3",
+    "diffiqa": "complete",
+}
+ABLATION_DATASETS: tuple[str, ...] = ("LFW", "CPLFW", "CALFW", "XQLFW")
+ABLATION_FR = "cosface"
+# Table 3 and Table 8 were timed over XQLFW; prefer a run on it when there is one.
+RUNTIME_DATASET = "XQLFW"
+# runs json ``runtime_breakdown`` keys -> published Table 8 step ids, in printed order.
+BREAKDOWN_STEPS: dict[str, str] = {
+    "init": "initialization",
+    "forward": "forward",
+    "backward": "backward",
+    "fr": "embedding",
+    "score": "quality",
+}
+DIFFIQA = "diffiqa"
+
+Reasons = Mapping[tuple[str, str, str], str]
+
+
+def printed_fr(name: str) -> str:
+    """FR key as used by the published tables: lower-case ids (``arcface``)."""
+    return paper_name("fr", name).lower()
+
+
+def _numeric(frame: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    text = frame[col].str.strip()
+    values = pd.to_numeric(text.mask(text.isin(["", "nan", "NaN"])), errors="coerce")
+    bad = text.ne("") & ~text.isin(["nan", "NaN"]) & values.isna()
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise DataError(f"{path}: line {line}: column {col!r} is not a number: {text[bad].iloc[0]!r}")
+    return values.astype(float)
+
+
+def read_pauc_csv(results: Path) -> pd.DataFrame:
+    """All rows of ``results/pauc.csv`` in file order, ``discard``/``pauc`` as floats."""
+    path = results / "pauc.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (write it with `bench run`)")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot parse CSV ({exc})") from exc
+    if tuple(frame.columns) != PAUC_CSV_COLUMNS:
+        raise DataError(f"{path}: columns {list(frame.columns)}, expected {list(PAUC_CSV_COLUMNS)}")
+    frame["discard"] = _numeric(frame, "discard", path)
+    frame["pauc"] = _numeric(frame, "pauc", path)
+    if frame["discard"].isna().any():
+        raise DataError(f"{path}: empty discard value")
+    return frame
+
+
+def choose_variant(variants: list[str], wanted: str | None, path: Path) -> str:
+    """The EDC variant to report: ``wanted``, else the harness default if present."""
+    if wanted is not None:
+        if wanted not in variants:
+            raise DataError(f"{path}: no rows with edc_variant {wanted!r} (present: {', '.join(variants)})")
+        return wanted
+    for variant in VARIANTS:
+        if variant in variants:
+            return variant
+    return sorted(variants)[0]
+
+
+def results_pauc(results: Path, discard: float, edc_variant: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Tidy reproduced pAUC at ``discard``: one row per key, the latest run winning.
+
+    Returns the frame (printed names in ``fr``/``method``/``dataset``, registered ones in
+    ``*_id``, plus ``pauc`` and ``run_id``) and the EDC variant it holds.
+    """
+    path = results / "pauc.csv"
+    raw = read_pauc_csv(results)
+    rows = raw[np.isclose(raw["discard"], discard, rtol=0, atol=1e-9)]
+    if rows.empty:
+        present = ", ".join(f"{d:g}" for d in sorted(raw["discard"].unique()))
+        raise DataError(f"{path}: no rows at discard {discard:g} (present: {present or 'none'})")
+    variant = choose_variant(sorted(rows["edc_variant"].unique()), edc_variant, path)
+    rows = rows[rows["edc_variant"] == variant]
+    rows = rows.drop_duplicates(subset=["fr", "method", "dataset"], keep="last")
+    tidy = pd.DataFrame(
+        {
+            "discard": float(discard),
+            "fr": [printed_fr(n) for n in rows["fr"]],
+            "method": [paper_name("method", n) for n in rows["method"]],
+            "dataset": [paper_name("dataset", n) for n in rows["dataset"]],
+            "pauc": rows["pauc"].to_numpy(),
+            "run_id": rows["run_id"].to_numpy(),
+            "fr_id": rows["fr"].to_numpy(),
+            "method_id": rows["method"].to_numpy(),
+            "dataset_id": rows["dataset"].to_numpy(),
+        }
+    )
+    return tidy.sort_values(["fr", "method", "dataset"], kind="stable").reset_index(drop=True), variant
+
+
+def add_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``mean`` row per (discard, fr, method) over the datasets present with a value.
+
+    Printed ``mean`` rows already in the frame (the paper's, from unrounded values) are kept
+    as they are. ``n_datasets`` on every mean row says how many datasets it averages.
+    """
+    values = frame[frame["dataset"] != MEAN]
+    counts = (
+        values.dropna(subset=["pauc"]).groupby(["discard", "fr", "method"], sort=True)["pauc"].agg(["mean", "size"])
+    )
+    given = frame[frame["dataset"] == MEAN].set_index(["discard", "fr", "method"])
+    rows = []
+    for key, row in counts.iterrows():
+        pauc = float(given.loc[key, "pauc"]) if key in given.index else float(row["mean"])
+        rows.append({"discard": key[0], "fr": key[1], "method": key[2], "dataset": MEAN, "pauc": pauc, "n_datasets": int(row["size"])})
+    means = pd.DataFrame(rows, columns=["discard", "fr", "method", "dataset", "pauc", "n_datasets"])
+    return pd.concat([values.assign(n_datasets=np.nan), means], ignore_index=True)
+
+
+def averages(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tables 6/7: per method, the mean over FR models of the per-FR ``mean`` (``n_fr`` of them)."""
+    means = frame[(frame["dataset"] == MEAN) & frame["pauc"].notna()]
+    out = means.groupby(["discard", "method"], sort=True)["pauc"].agg(["mean", "size"]).reset_index()
+    return out.rename(columns={"mean": "pauc", "size": "n_fr"})
+
+
+def published_pauc(source: str, discard: float) -> pd.DataFrame:
+    """Published pAUC (with the paper's mean rows) at ``discard``; empty if not reported."""
+    frame = published.load_pauc(source)
+    return frame[np.isclose(frame["discard"], discard, rtol=0, atol=1e-9)].reset_index(drop=True)
+
+
+def published_averages(source: str, discard: float) -> pd.DataFrame:
+    """Published Table 6/7 row at ``discard`` (columns discard, method, pauc)."""
+    frame = published.load_table("table6_7_average", source)
+    return frame[np.isclose(frame["discard"], discard, rtol=0, atol=1e-9)].reset_index(drop=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read JSON ({exc})") from exc
+
+
+def load_runs(results: Path) -> pd.DataFrame:
+    """One row per ``runs/<run_id>.json`` (sorted by file name), printed names added."""
+    rows = []
+    for path in sorted((results / "runs").glob("*.json")):
+        if path.name == NOT_RUN_FILE:
+            continue
+        meta = _read_json(path)
+        missing = [k for k in ("run_id", "method", "fr", "dataset") if k not in meta]
+        if not isinstance(meta, dict) or missing:
+            raise DataError(f"{path}: run metadata lacks {', '.join(missing) or 'an object'}")
+        rows.append(
+            {
+                "run_id": str(meta["run_id"]),
+                "created": str(meta.get("created", "")),
+                "method_id": meta["method"],
+                "dataset_id": meta["dataset"],
+                "fr_id": meta["fr"],
+                "method": paper_name("method", meta["method"]),
+                "dataset": paper_name("dataset", meta["dataset"]),
+                "fr": printed_fr(meta["fr"]),
+                "seconds_per_image_mean": _float(meta.get("seconds_per_image_mean")),
+                "seconds_per_image_std": _float(meta.get("seconds_per_image_std")),
+                "device": str(meta.get("device") or "unknown device"),
+                "runtime_breakdown": meta.get("runtime_breakdown") or {},
+            }
+        )
+    columns = ["run_id", "created", "method_id", "dataset_id", "fr_id", "method", "dataset", "fr",
+               "seconds_per_image_mean", "seconds_per_image_std", "device", "runtime_breakdown"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _latest_per_method(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method the newest run, preferring the dataset the paper timed on (XQLFW)."""
+    ranked = runs.assign(_pref=(runs["dataset"] == RUNTIME_DATASET).astype(int))
+    ranked = ranked.sort_values(["method", "_pref", "created", "run_id"], kind="stable")
+    return ranked.drop_duplicates("method", keep="last").drop(columns="_pref").reset_index(drop=True)
+
+
+def runtime_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 from runs: method, mean_ms, std_ms, device, dataset (one run per method)."""
+    timed = runs[runs["seconds_per_image_mean"].notna()]
+    latest = _latest_per_method(timed)
+    return pd.DataFrame(
+        {
+            "method": latest["method"],
+            "mean_ms": latest["seconds_per_image_mean"] * 1000.0,
+            "std_ms": latest["seconds_per_image_std"] * 1000.0,
+            "device": latest["device"],
+            "dataset": latest["dataset"],
+        }
+    )
+
+
+def breakdown_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 8 from the newest DifFIQA run with a ``runtime_breakdown`` (empty if none).
+
+    Columns step, mean_ms, std_ms, device, dataset; the ``total`` row is the run's measured
+    time per image (timed around the whole call, like the paper's separately timed sum).
+    """
+    columns = ["step", "mean_ms", "std_ms", "device", "dataset"]
+    timed = runs[(runs["method_id"] == DIFFIQA) & runs["runtime_breakdown"].map(bool)]
+    if timed.empty:
+        return pd.DataFrame(columns=columns)
+    run = _latest_per_method(timed).iloc[0]
+    rows = []
+    for key, step in BREAKDOWN_STEPS.items():
+        value = run["runtime_breakdown"].get(key)
+        if value is None:
+            continue
+        if not (isinstance(value, list | tuple) and len(value) == 2):
+            raise DataError(f"run {run['run_id']}: runtime_breakdown[{key!r}] must be [mean_ms, std_ms]")
+        rows.append([step, float(value[0]), float(value[1]), run["device"], run["dataset"]])
+    rows.append(["total", run["seconds_per_image_mean"] * 1000.0, run["seconds_per_image_std"] * 1000.0,
+                 run["device"], run["dataset"]])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def ablation_frame(tidy: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """Table 4 rows (variant, label, dataset, pauc) from reproduced CosFace pAUC rows.
+
+    ``labels`` maps variant ids to printed row names; the mean is over the four datasets.
+    """
+    rows = tidy[tidy["method_id"].isin(list(ABLATION_VARIANTS)) & (tidy["fr"] == ABLATION_FR)]
+    rows = rows[rows["dataset"].isin(ABLATION_DATASETS)]
+    out = pd.DataFrame(
+        {
+            "variant": [ABLATION_VARIANTS[m] for m in rows["method_id"]],
+            "dataset": rows["dataset"].to_numpy(),
+            "pauc": rows["pauc"].to_numpy(),
+        }
+    )
+    means = out.dropna(subset=["pauc"]).groupby("variant", sort=True)["pauc"].mean().reset_index()
+    out = pd.concat([out, means.assign(dataset=MEAN)], ignore_index=True)
+    out["label"] = [labels.get(v, v) for v in out["variant"]]
+    return out[["variant", "label", "dataset", "pauc"]]
+
+
+def curve_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
+    """The EDC points of the runs behind ``tidy``: fr, method, dataset, discard_fraction, fnmr."""
+    parts = []
+    for row in tidy.sort_values(["fr", "method", "dataset"]).itertuples():
+        path = results / "curves" / f"{row.run_id}.parquet"
+        if not path.is_file():
+            raise DataError(f"{path}: EDC curve of run {row.run_id} not found")
+        try:
+            points = pq.read_table(path, columns=["discard_fraction", "fnmr"]).to_pandas()
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise DataError(f"{path}: cannot read EDC curve ({exc})") from exc
+        parts.append(points.assign(fr=row.fr, method=row.method, dataset=row.dataset))
+    columns = ["fr", "method", "dataset", "discard_fraction", "fnmr"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def score_frame(results: Path) -> pd.DataFrame:
+    """Quality scores for Fig. 5: method, dataset, fr, score, oriented so higher = better.
+
+    For an FR-dependent method (files ``<dataset>__<fr>.parquet``) only the first FR in
+    sorted order is kept, so each (method, dataset) contributes one distribution.
+    """
+    columns = ["method", "dataset", "fr", "score"]
+    chosen: dict[tuple[str, str], tuple[str, Path]] = {}
+    for path in sorted((results / "scores").glob("*/*.parquet")):
+        dataset, _, fr = path.stem.partition("__")
+        key = (path.parent.name, dataset)
+        if key not in chosen or (chosen[key][0] and not fr):
+            chosen[key] = (fr, path)
+    parts = []
+    for (method_id, dataset_id), (fr, path) in sorted(chosen.items()):
+        try:
+            table = pq.read_table(path, columns=["score"])
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise DataError(f"{path}: cannot read score file ({exc})") from exc
+        meta = table.schema.metadata or {}
+        flag = meta.get(b"higher_is_better")
+        if flag not in (b"true", b"false", b"True", b"False"):
+            raise DataError(f"{path}: score file metadata lacks higher_is_better")
+        scores = table.column("score").to_numpy().astype(float)
+        if flag.lower() == b"false":
+            scores = -scores
+        parts.append(pd.DataFrame({
+            "method": paper_name("method", method_id),
+            "dataset": paper_name("dataset", dataset_id),
+            "fr": printed_fr(fr) if fr else "",
+            "score": scores,
+        }))
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def load_not_run(results: Path) -> dict[tuple[str, str, str], str]:
+    """Reasons for cells that were not run, from ``runs/not_run.json`` (optional).
+
+    The file is a list of objects ``{"reason": ..., "fr"?, "method"?, "dataset"?}`` with
+    registered names; an omitted name applies to all (``*``). Keys use printed names.
+    """
+    path = results / "runs" / NOT_RUN_FILE
+    if not path.is_file():
+        return {}
+    entries = _read_json(path)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "reason" in e for e in entries):
+        raise DataError(f"{path}: expected a list of objects with a 'reason'")
+    mappers = {"fr": printed_fr, "method": lambda n: paper_name("method", n), "dataset": lambda n: paper_name("dataset", n)}
+    reasons = {}
+    for entry in entries:
+        key = tuple(mappers[k](entry[k]) if k in entry else WILDCARD for k in ("fr", "method", "dataset"))
+        reasons[key] = str(entry["reason"])
+    return reasons
+
+
+def reason_for(reasons: Reasons, fr: str, method: str, dataset: str) -> str:
+    """The most specific reason matching a cell (exact names before ``*``), or ``""``."""
+    for use_fr, use_method, use_dataset in (
+        (1, 1, 1), (0, 1, 1), (1, 0, 1), (1, 1, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0), (0, 0, 0)
+    ):
+        key = (fr if use_fr else WILDCARD, method if use_method else WILDCARD, dataset if use_dataset else WILDCARD)
+        if key in reasons:
+            return reasons[key]
+    return ""

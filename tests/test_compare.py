@@ -1,0 +1,58 @@
+"""Comparisons against slow references written from the definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.compare import compare, template_features, template_quality
+from bench.protocol import PairProtocol, Templates
+
+
+def _reference_template_features(emb, templates):
+    out = []
+    for t in range(templates.n_templates):
+        rows = np.flatnonzero(templates.template == t)
+        media = {}
+        for r in rows:
+            e = emb[templates.image[r]] / np.linalg.norm(emb[templates.image[r]])
+            media.setdefault(int(templates.media[r]), []).append(e)
+        f = np.mean([np.mean(v, axis=0) for v in media.values()], axis=0)
+        out.append(f / np.linalg.norm(f))
+    return np.array(out)
+
+
+def _templates(rng):
+    n_img, n_t = 30, 8
+    template = np.concatenate([np.arange(n_t), rng.integers(0, n_t, 22)])
+    image = rng.integers(0, n_img, len(template))
+    media = rng.integers(0, 4, len(template))
+    return Templates(image=image, template=template, media=media, template_ids=np.arange(100, 100 + n_t)), n_img
+
+
+def test_template_features_match_reference() -> None:
+    rng = np.random.default_rng(0)
+    templates, n_img = _templates(rng)
+    emb = rng.normal(size=(n_img, 5)).astype(np.float32)
+    np.testing.assert_allclose(template_features(emb, templates), _reference_template_features(emb, templates), atol=1e-5)
+
+
+def test_template_quality_rules() -> None:
+    rng = np.random.default_rng(1)
+    templates, n_img = _templates(rng)
+    q = rng.random(n_img)
+    for t in range(templates.n_templates):
+        qs = q[templates.image[templates.template == t]]
+        assert template_quality(q, templates, "min")[t] == qs.min()
+        np.testing.assert_allclose(template_quality(q, templates, "mean")[t], qs.mean())
+
+
+def test_image_pair_comparisons_match_loop() -> None:
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(10, 4))
+    q = rng.random(10)
+    a, b = rng.integers(0, 10, 25), rng.integers(0, 10, 25)
+    mated = rng.random(25) < 0.5
+    comps = compare(PairProtocol(a, b, mated), emb, q)
+    sims = [emb[i] @ emb[j] / np.linalg.norm(emb[i]) / np.linalg.norm(emb[j]) for i, j in zip(a, b)]
+    np.testing.assert_allclose(comps.mated_similarity, np.array(sims)[mated], atol=1e-5)
+    np.testing.assert_allclose(comps.nonmated_quality, np.minimum(q[a], q[b])[~mated])
