@@ -45,6 +45,27 @@ def _parse_folds(text: str | None) -> list[int] | None:
         raise BenchError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2, or 'all'") from None
 
 
+def _parse_options(items: list[str] | None) -> dict[str, object]:
+    """``KEY=VALUE`` pairs (--method-option / --fr-option); int, float, true/false, else text."""
+    options: dict[str, object] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"option {item!r}: expected KEY=VALUE")
+        value: object = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(text)
+                    break
+                except ValueError:
+                    pass
+        options[key] = value
+    return options
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import RunConfig, run
 
@@ -55,6 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         edc_variant=args.edc_variant, fmr=args.fmr, discards=tuple(args.discard), folds=_parse_folds(args.folds),
         force=args.force, seed=args.seed, batch_size=args.batch_size, skip_bad=args.skip_bad,
         quality_rule=args.quality_rule, template_rule=args.template_rule, progress=not args.no_progress,
+        method_options=_parse_options(args.method_option), fr_options=_parse_options(args.fr_option),
     )
     record = run(cfg)
     paucs = "  ".join(f"pAUC@{k}={v:.4f}" for k, v in record["pauc"].items())
@@ -81,7 +103,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from bench.report import build_report
 
     written = build_report(results=None if args.source == "published" else Path(args.source), source=args.source,
-                           discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root)
+                           discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root,
+                           edc_variant=args.edc_variant)
     for path in written:
         print(path)
     return 0
@@ -94,7 +117,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     root = paths.data_root(args.data_root)
     if root is None:
         raise BenchError("bench fetch: pass --data-root DIR or set BENCH_DATA (where the dataset goes)")
-    print(fetch(args.name, root, args.mirror))
+    print(fetch(args.name, root, mirror=args.mirror, copy=args.copy))
     return 0
 
 
@@ -148,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--discard", type=float, action="append", default=None, help="pAUC discard limit(s) (default 0.2 and 0.3)")
     s.add_argument("--folds", help="comma-separated protocol folds to use (default all)")
     s.add_argument("--force", action="store_true", help="recompute the scores even if a score file exists")
+    s.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="method option (repeatable), e.g. passes=100, calibrate=true, variant=S (see the method card)")
+    s.add_argument("--fr-option", action="append", metavar="KEY=VALUE",
+                   help="FR model option (repeatable), e.g. color=BGR, mean=127.5, std=128 for onnx:PATH models")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the run metadata) instead of failing")
@@ -171,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("bench-report"), help="output folder")
     s.add_argument("--table", action="append", help="only these tables (e.g. datasets, pauc, average, runtime, ablation, breakdown)")
     s.add_argument("--data-root", type=Path, help="data root, for --table datasets")
+    s.add_argument("--edc-variant", help="which EDC variant's results to show (default fixed-threshold when present)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")
     s.add_argument("name")
     s.add_argument("--data-root", type=Path, help="where to put it (default: $BENCH_DATA)")
     s.add_argument("--mirror", help="directory or file:// URL replacing the official location (default: $BENCH_MIRROR)")
+    s.add_argument("--copy", action="store_true", help="copy from a mirror folder instead of symlinking it")
     s.set_defaults(func=_cmd_fetch)
 
     s = sub.add_parser("import-scores", help="turn scores produced by a method's official code into a score file")
@@ -206,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: stop quietly like other command-line tools.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: cached work is kept; run the same command again to resume", file=sys.stderr)
         return 130

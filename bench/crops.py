@@ -2,7 +2,8 @@
 
 Alignment is the slowest preprocessing step, so it runs once per image and domain and an
 interrupted run resumes where it stopped. Status per image: 0 not yet made, 1 detected and
-aligned, 2 no face found (centre-crop fallback, flagged), 3 unreadable (only with skip_bad).
+aligned, 2 no face found (the aligner's documented fallback: a centre crop for arcface112, a
+fixed mean face box for dlib150; flagged), 3 unreadable (only with skip_bad).
 """
 
 from __future__ import annotations
@@ -119,11 +120,11 @@ class CropStore:
         return self._status if indices is None else self._status[indices]
 
     def flagged(self) -> dict[str, list[str]]:
-        """Image ids that fell back to a centre crop, and those skipped as unreadable."""
+        """Image ids whose face was not found (fallback crop), and those skipped as unreadable."""
         assert self._status is not None
         ids = np.asarray(self.dataset.image_ids, dtype=object)
         return {
-            "fallback_centre_crop": ids[self._status == FALLBACK].tolist(),
+            "no_face_fallback": ids[self._status == FALLBACK].tolist(),
             "unreadable_skipped": ids[self._status == UNREADABLE].tolist(),
         }
 

@@ -25,7 +25,7 @@ from bench.compare import compare
 from bench.crops import CropStore
 from bench.datasets.base import FaceDataset
 from bench.embeddings import embed_dataset
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError, DataError, MissingWeightsError
 from bench.fr.base import FRModel
 from bench.io import append_text, atomic_path, atomic_write_text
 from bench.methods.base import QualityMethod, ScoreContext
@@ -64,6 +64,7 @@ class RunConfig:
     template_rule: str = "min"
     progress: bool = True
     method_options: dict[str, Any] = field(default_factory=dict)
+    fr_options: dict[str, Any] = field(default_factory=dict)
 
 
 def load_dataset(name: str, data_root: Path | None) -> FaceDataset:
@@ -75,19 +76,41 @@ def load_dataset(name: str, data_root: Path | None) -> FaceDataset:
     return loader.load(Path(root) if root is not None else Path("."))
 
 
-def create_fr(spec: str, weights: Path | None, device: str) -> FRModel:
+def create_fr(spec: str, weights: Path | None, device: str, options: dict[str, Any] | None = None) -> FRModel:
     """The FR model of ``--fr``: a registered name, or ``onnx:PATH``."""
     name, _, arg = spec.partition(":")
     if name == "onnx":
         if not arg:
             raise BenchError("--fr onnx:PATH needs the path of an ONNX model")
-        return registry.create("fr", "onnx", weights=Path(arg), device=device)
-    return registry.create("fr", spec, weights=weights, device=device)
+        return registry.create("fr", "onnx", weights=Path(arg), device=device, **(options or {}))
+    return registry.create("fr", spec, weights=weights, device=device, **(options or {}))
 
 
 def _fr_label(cfg: RunConfig) -> str:
     """The FR model a method's scores depend on: ``--quality-fr``, else the evaluation FR."""
     return cfg.quality_fr or cfg.fr
+
+
+def record_not_run(results: Path, cfg: RunConfig, reason: str) -> None:
+    """Add (or refresh) a ``runs/not_run.json`` entry saying why a cell could not be run."""
+    path = results / "runs" / "not_run.json"
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    key = {"fr": cfg.fr, "method": cfg.method, "dataset": cfg.dataset}
+    entries = [e for e in entries if {k: e.get(k) for k in key} != key] + [{**key, "reason": reason}]
+    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True))
+
+
+def _clear_not_run(results: Path, cfg: RunConfig) -> None:
+    path = results / "runs" / "not_run.json"
+    if path.is_file():
+        key = {"fr": cfg.fr, "method": cfg.method, "dataset": cfg.dataset}
+        entries = [e for e in json.loads(path.read_text(encoding="utf-8")) if {k: e.get(k) for k in key} != key]
+        atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True))
+
+
+def _options_text(cfg: RunConfig) -> str:
+    """Method options as canonical JSON: part of what a reusable score file must match."""
+    return json.dumps(cfg.method_options, sort_keys=True)
 
 
 def _git_free_id(cfg: RunConfig) -> str:
@@ -102,7 +125,9 @@ def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel |
     if path.exists() and not cfg.force:
         ids, _, meta = read_scores(path)
         have = set(ids)
-        if meta.get("method_version") == str(method.card.get("version")) and all(ds.image_ids[i] in have for i in needed):
+        same_setup = (meta.get("method_version") == str(method.card.get("version")) and meta.get("seed") == str(cfg.seed)
+                      and meta.get("method_options") == _options_text(cfg))
+        if same_setup and all(ds.image_ids[i] in have for i in needed):
             return path, scores_for(path, ds.image_ids, needed), meta
     ctx = ScoreContext(dataset=ds, fr=fr, crops=crops, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        cache_dir=paths.cache_dir(cfg.cache), embeddings=embeddings, progress=cfg.progress)
@@ -116,7 +141,7 @@ def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel |
         "fr": _fr_label(cfg) if method.needs_fr else "none", "quality_fr_weights_sha256": fr.weights_sha256 if fr else "none", "dataset": ds.name, **base_metadata(cfg.device),
         "seconds_per_image_mean": float(spi.mean()) if spi.size else float("nan"),
         "seconds_per_image_std": float(spi.std()) if spi.size else float("nan"),
-        "n_timed_batches": int(spi.size),
+        "n_timed_batches": int(spi.size), "seed": cfg.seed, "method_options": _options_text(cfg),
     }
     for key, value in result.extra.items():
         meta[key] = json.dumps(value)
@@ -129,12 +154,17 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if cfg.edc_variant not in edc_engine.VARIANTS:
         raise BenchError(f"unknown --edc-variant {cfg.edc_variant!r}; known: {', '.join(edc_engine.VARIANTS)}")
     timings: dict[str, float] = {}
-    ds = load_dataset(cfg.dataset, cfg.data_root)
+    try:
+        ds = load_dataset(cfg.dataset, cfg.data_root)
+        ds.check_files()
+        fr = create_fr(cfg.fr, cfg.fr_weights, cfg.device, cfg.fr_options)
+        method: QualityMethod = registry.create("method", cfg.method, weights=cfg.method_weights, device=cfg.device,
+                                                seed=cfg.seed, **cfg.method_options)
+    except (DataError, MissingWeightsError) as exc:
+        # Reports show the cell as "not run" with this reason instead of leaving it blank.
+        record_not_run(Path(cfg.results), cfg, str(exc))
+        raise
     protocol = ds.protocol.select_folds(cfg.folds)
-    ds.check_files()
-    fr = create_fr(cfg.fr, cfg.fr_weights, cfg.device)
-    method: QualityMethod = registry.create("method", cfg.method, weights=cfg.method_weights, device=cfg.device,
-                                            seed=cfg.seed, **cfg.method_options)
     cache = paths.cache_dir(cfg.cache)
     needed = protocol.used_images()
 
@@ -155,7 +185,9 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     method_crops = fr_crops if domain == fr.domain else CropStore(ds, domain, cache, skip_bad=cfg.skip_bad)
     score_file, native, score_meta = _score(method, cfg, ds, qfr if method.needs_fr else None, needed, method_crops,
                                             lambda: embeddings, timings)
-    quality = native if method.card.get("higher_is_better") else -native
+    # The score file's own orientation wins: imported scores may override the card's.
+    higher = score_meta.get("higher_is_better", str(method.card.get("higher_is_better")))
+    quality = native if higher == "True" else -native
 
     # Images skipped as unreadable (only with --skip-bad) drop out with their comparisons.
     status = fr_crops.status()
@@ -191,6 +223,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if "runtime_breakdown" in score_meta:
         record["runtime_breakdown"] = json.loads(score_meta["runtime_breakdown"])
     atomic_write_text(results / "runs" / f"{run_id}.json", json.dumps(record, indent=1, sort_keys=True, default=str))
+    _clear_not_run(results, cfg)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(
         (d, cfg.fr, method.name, ds.name, repr(v), cfg.edc_variant, run_id) for d, v in paucs.items())

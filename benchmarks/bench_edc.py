@@ -12,17 +12,12 @@ baseline is one ``np.sort`` of the same non-mated array, timed in the same run. 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-# Run as a plain script: the repository root (holding the ``bench`` package) is not on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.edc import edc, edc_recomputed, pauc, threshold_at_fmr  # noqa: E402
+from bench.edc import edc, edc_recomputed, pauc, threshold_at_fmr
 
 N_MATED = 19_557
 N_NONMATED = 15_638_932

@@ -117,3 +117,30 @@ def test_engine_agrees_with_comparisons_of_runner(tmp_path) -> None:
     c = compare(ds.protocol, emb, q)
     curve = edc.edc(c.mated_similarity, c.mated_quality, edc.threshold_at_fmr(c.nonmated_similarity))
     assert edc.pauc(curve, 0.3) == pytest.approx(rec["pauc"]["0.3"])
+
+
+def test_changed_seed_or_options_do_not_reuse_scores(tmp_path) -> None:
+    first = _run(tmp_path, "random")
+    other_seed = _run(tmp_path, "random", seed=9)
+    assert other_seed["score_provenance"]["created"] >= first["score_provenance"]["created"]
+    assert other_seed["pauc"] != first["pauc"]
+    assert other_seed["score_provenance"]["seed"] == "9"
+
+
+def test_score_file_orientation_overrides_the_card(tmp_path) -> None:
+    from bench.score_store import read_scores, write_scores
+
+    first = _run(tmp_path, "oracle")
+    ids, scores, meta = read_scores(first["score_file"])
+    write_scores(first["score_file"], ids, -scores, {**meta, "higher_is_better": "False"})
+    again = _run(tmp_path, "oracle")
+    assert again["pauc"] == pytest.approx(first["pauc"])
+
+
+def test_missing_weights_are_recorded_as_not_run(tmp_path) -> None:
+    from bench.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="magface_epoch_00025.pth"):
+        _run(tmp_path, "magface")
+    entries = json.loads((tmp_path / "res" / "runs" / "not_run.json").read_text())
+    assert entries[0]["method"] == "magface" and "magface_epoch_00025.pth" in entries[0]["reason"]

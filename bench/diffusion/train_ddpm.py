@@ -59,7 +59,6 @@ class FaceCrops(Dataset):
             self.files = find_images(source)
         else:
             raise DataError(f"{source}: training data must be a folder of images or a .npy crop array")
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.array) if self.array is not None else len(self.files)
@@ -75,13 +74,37 @@ class FaceCrops(Dataset):
             image = cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA)
         return image
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(degraded, clean) for key (epoch, index): the epoch reseeds flips and degradations."""
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index])
         image = self.clean(index)
         if rng.random() < 0.5:
             image = image[:, ::-1]
         image = np.ascontiguousarray(image)
         return degrade(image, rng), image
+
+
+class StepBatches:
+    """Batch keys for optimiser steps ``start`` … ``stop − 1``, a pure function of (seed, step).
+
+    Each epoch is a seeded permutation; step s takes batch s mod (batches per epoch) of
+    epoch s // (batches per epoch), so a resumed run sees exactly the data of an
+    uninterrupted one.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+        self.n, self.bs, self.seed, self.start, self.stop = n, min(batch_size, n), seed, start, stop
+        self.per_epoch = max(1, n // self.bs)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for step in range(self.start, self.stop):
+            epoch, pos = divmod(step, self.per_epoch)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            yield [(epoch, int(i)) for i in perm[pos * self.bs : (pos + 1) * self.bs]]
 
 
 def _to_unit(batch: torch.Tensor, size: int, device: str) -> torch.Tensor:
@@ -197,7 +220,6 @@ def train_ddpm(
     ema.eval()
     schedule = CosineSchedule(timesteps)
     ds = FaceCrops(data, crop_size, centre_fraction, seed)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + ckpt.step)
     losses: list[float] = []
     start, start_step = time.monotonic(), ckpt.step
     ckpt.info.update({"data": str(data), "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr})
@@ -208,29 +230,25 @@ def train_ddpm(
 
     bar = tqdm(total=steps, initial=ckpt.step, desc="train ddpm", unit="step", disable=not progress)
     net.train()
-    while ckpt.step < steps:
-        ds.epoch = ckpt.step // max(1, len(ds) // batch_size)
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) >= batch_size,
-                            num_workers=workers, generator=torch.Generator().manual_seed(seed + ds.epoch))
-        for degraded_u8, clean_u8 in loader:
-            clean, degraded = _to_unit(clean_u8, size, device), _to_unit(degraded_u8, size, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")):
-                loss = extended_loss(net, schedule, clean, degraded, t_max, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema_update(ema, net, ema_decay, ckpt.ema_updates)
-            ckpt.ema_updates += 1
-            ckpt.step += 1
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-            out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes
-            if ckpt.step % save_every == 0 or ckpt.step >= steps or out_of_time:
-                save()
-            if ckpt.step >= steps or out_of_time:
-                break
-        if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
+    loader = DataLoader(ds, batch_sampler=StepBatches(len(ds), batch_size, seed, ckpt.step, steps), num_workers=workers)
+    for degraded_u8, clean_u8 in loader:
+        clean, degraded = _to_unit(clean_u8, size, device), _to_unit(degraded_u8, size, device)
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, ckpt.step]).generate_state(1)[0]))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")):
+            loss = extended_loss(net, schedule, clean, degraded, t_max, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema_update(ema, net, ema_decay, ckpt.ema_updates)
+        ckpt.ema_updates += 1
+        ckpt.step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes
+        if ckpt.step % save_every == 0 or ckpt.step >= steps or out_of_time:
+            save()
+        if out_of_time:
             break
     bar.close()
     if ckpt.step == start_step or not out.exists():

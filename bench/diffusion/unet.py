@@ -11,7 +11,7 @@ changes (the last level keeps its size), so the image side must divide by 2**(le
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,6 @@ class UNetConfig:
     heads: int = 4
     dim_head: int = 32
     image_size: int = 112
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         factor = 2 ** (len(self.mults) - 1)
@@ -44,7 +43,6 @@ class UNetConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("extra")
         d["mults"] = list(self.mults)
         return d
 

@@ -17,7 +17,8 @@ The encodings:
 
 A network is written top down: ``add_loss_layer`` writes its version (1), its loss details,
 then its subnetwork. Every ``add_layer`` writes its version, *then its subnetwork*, then its
-own details followed by three bools and three scratch tensors. Tag and skip layers write only
+own details followed by three bools and three scratch tensors (the add_layer right above
+the input, version 3 in files of dlib 19.x, then also stores its sample expansion factor). Tag and skip layers write only
 a version (1) and their subnetwork. So a file reads as: the loss, a run of version numbers from
 the top layer down to the input layer, the input layer, then each layer's details from the
 bottom up. Tag ids are not stored, so the wiring (which tag a residual adds back) must come
@@ -69,6 +70,7 @@ class DatReader:
         self.source = source
 
     def fail(self, problem: str) -> DataError:
+        """A DataError naming the source and the byte offset of the problem."""
         return DataError(f"{self.source}: {problem} at byte {self.pos}")
 
     def _take(self, n: int) -> memoryview:
@@ -229,18 +231,4 @@ def read_network(path: str | Path) -> DlibNetwork:
     if not p.is_file():
         raise DataError(f"{p}: dlib network file not found")
     return parse_network(p.read_bytes(), str(p))
-
-
-def pack_int(value: int) -> bytes:
-    """dlib's packed encoding of an integer (used by tests to build hand-made streams)."""
-    magnitude = abs(value)
-    body = magnitude.to_bytes(max(1, (magnitude.bit_length() + 7) // 8), "little")
-    return bytes([len(body) | (0x80 if value < 0 else 0)]) + body
-
-
-def pack_float(value: float) -> bytes:
-    """dlib's ``float_details`` encoding of a finite double (mantissa * 2**exponent)."""
-    mantissa, exponent = float(value).as_integer_ratio()
-    shift = exponent.bit_length() - 1  # exponent is a power of two
-    return pack_int(mantissa) + pack_int(-shift)
 

@@ -8,6 +8,7 @@ negates it; nothing is assumed by default.
 from __future__ import annotations
 
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from tqdm import tqdm
 
 from bench.cards import Card
 from bench.datasets.base import FaceDataset
-from bench.fr.base import FRModel
+from bench.errors import BenchError
+from bench.fr.base import FRModel, TorchFRModel
 
 
 @dataclass
@@ -101,3 +103,17 @@ def _synchronise(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
+
+
+def image_seed(seed: int, image_id: str) -> int:
+    """A 63-bit seed from (method seed, image id): per-image randomness independent of batching."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(image_id.encode())]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def require_torch_fr(fr: FRModel | None, method: str) -> TorchFRModel:
+    """The FR model as a differentiable PyTorch model, or a one-line error saying why not."""
+    if fr is None:
+        raise BenchError(f"{method} needs an FR model (pass --fr)")
+    if not isinstance(fr, TorchFRModel):
+        raise BenchError(f"{method} needs a differentiable PyTorch FR model; {fr.name!r} is not one (try --quality-fr dlib-torch)")
+    return fr

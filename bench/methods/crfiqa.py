@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.methods.magface import CheckpointQuality, state_dict_of
+from bench.methods.checkpoint import CheckpointQuality, state_dict_of
 from bench.registry import register_method
 
 VARIANTS = {"L": (0, (3, 13, 30, 3)), "S": (1, (3, 4, 14, 3))}
@@ -46,7 +46,7 @@ class CRFIQA(CheckpointQuality):
     """CR-FIQA(L) or CR-FIQA(S) quality regression (option ``variant``: L or S)."""
 
     def _variant(self) -> tuple[int, tuple[int, ...]]:
-        name = str(self.options.get("variant", "L")).upper()
+        name = str({**self.card.get("options", {}), **self.options}.get("variant", "L")).upper()
         if name not in VARIANTS:
             raise BenchError(f"cr-fiqa: variant must be L or S, got {name!r}")
         return VARIANTS[name]

@@ -24,29 +24,14 @@ not depend on batch size or order.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
 
 from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel
-from bench.methods.base import QualityMethod, ScoreContext
+from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
 from bench.registry import register_method
-
-
-def require_torch_fr(fr: FRModel | None, method: str) -> TorchFRModel:
-    """The FR model as a differentiable PyTorch model, or a one-line error saying why not."""
-    if fr is None:
-        raise BenchError(f"{method} needs an FR model (pass --fr)")
-    if not isinstance(fr, TorchFRModel):
-        raise BenchError(f"{method} needs a differentiable PyTorch FR model; {fr.name!r} is not one (try --fr dlib-torch)")
-    return fr
-
-
-def image_seed(seed: int, image_id: str) -> int:
-    """A 63-bit seed from (method seed, image id): per-image randomness independent of batching."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(image_id.encode())]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def faceqan_scores(forward: Any, images: Any, generators: list[Any], *, eps: float = 0.001, iterations: int = 5,
@@ -83,16 +68,17 @@ def faceqan_scores(forward: Any, images: Any, generators: list[Any], *, eps: flo
 
 @register_method("faceqan")
 class FaceQAN(QualityMethod):
-    """FaceQAN on the run's FR model. Options: eps, iterations (l), copies (k), exponent (p),
-    images_per_pass (images whose k copies share one forward/backward pass)."""
+    """FaceQAN on the run's FR model. Options (card ``[options]``, overridable): eps, iterations
+    (l), copies (k), exponent (p), images_per_pass (images whose copies share one pass)."""
 
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
         import torch
 
         fr = require_torch_fr(ctx.fr, self.name)
-        opts = {"eps": float(self.options.get("eps", 0.001)), "iterations": int(self.options.get("iterations", 5)),
-                "copies": int(self.options.get("copies", 10)), "exponent": float(self.options.get("exponent", 5))}
-        per_pass = max(1, int(self.options.get("images_per_pass", 8)))
+        given = {**self.card.get("options", {}), **self.options}
+        opts = {"eps": float(given.get("eps", 0.001)), "iterations": int(given.get("iterations", 5)),
+                "copies": int(given.get("copies", 10)), "exponent": float(given.get("exponent", 5))}
+        per_pass = max(1, int(given.get("images_per_pass", 8)))
         out = np.empty(len(indices))
         for start in range(0, len(indices), per_pass):
             idx = indices[start : start + per_pass]

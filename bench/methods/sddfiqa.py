@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.methods.magface import CheckpointQuality, state_dict_of
+from bench.methods.checkpoint import CheckpointQuality, state_dict_of
 from bench.registry import register_method
 
 FEATURES = 512 * 7 * 7

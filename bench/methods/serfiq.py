@@ -30,8 +30,7 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.fr.base import TorchFRModel
-from bench.methods.base import QualityMethod, ScoreContext
-from bench.methods.faceqan import image_seed, require_torch_fr
+from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
 from bench.registry import register_method
 
 Split = tuple[Callable[[Any], Any], Callable[[Any], Any]]
@@ -92,8 +91,9 @@ class SERFIQ(QualityMethod):
         import torch
 
         fr = require_torch_fr(ctx.fr, self.name)
-        passes = int(self.options.get("passes", 100))
-        rate = float(self.options.get("dropout", 0.5))
+        given = {**self.card.get("options", {}), **self.options}
+        passes = int(given.get("passes", 100))
+        rate = float(given.get("dropout", 0.5))
         features_fn, head_fn = embedding_split(fr)
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(ctx.device).permute(0, 3, 1, 2).float()
         out = np.empty(len(indices))
@@ -107,7 +107,7 @@ class SERFIQ(QualityMethod):
                 masks = dropout_masks(gen, passes, feats.shape[1], rate).to(feats.device)
                 emb = head_fn(feats[k : k + 1] * masks)
                 out[k] = serfiq_score(emb.double().cpu().numpy())
-        if self.options.get("calibrate", False):
+        if given.get("calibrate", False):
             out = 1.0 / (1.0 + np.exp(-130.0 * (out - 0.88)))
         return out
 

@@ -20,7 +20,8 @@ class Cell:
 
     ``kind`` selects styling: ``label`` (row header), ``value``, ``missing`` (not run),
     ``na`` (not reported), ``delta`` (reproduced minus published). ``note`` is small
-    secondary text (e.g. why a cell was not run); ``rank`` 1..3 colours a top-three value.
+    secondary text shown on hover; ``ref`` a footnote marker (e.g. the number of the
+    footnote saying why a cell was not run); ``rank`` 1..3 colours a top-three value.
     """
 
     text: str
@@ -28,6 +29,7 @@ class Cell:
     bold: bool = False
     rank: int | None = None
     note: str = ""
+    ref: str = ""
     sign: int = 0
 
     @property

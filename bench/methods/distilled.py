@@ -1,0 +1,129 @@
+"""DifFIQA(R) and eDifFIQA: DifFIQA distilled into an FR backbone with a quality head.
+
+Weights are either our checkpoints (``bench train distill``, any PyTorch FR backbone; the
+file names the FR model and crop domain) or the official releases, recognised by their key
+layout: DifFIQA(R) ``model.pth`` = ``Sequential(base=iResNet, linear=Linear(512, 1))`` and
+eDifFIQA ``ediffiqa{L,M,S}.pth`` = ``eDifFIQA(base_model=iResNet, mlp=MLP(l1, l2))``, both on
+ArcFace-aligned 112×112 RGB crops normalised to (x − 127.5) / 127.5.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.distill import FORMAT, DistilledModel, Kind, PixelBackbone, fr_backbone, make_head
+from bench.errors import BenchError, DataError
+from bench.fr.base import FRModel
+from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped, read_checkpoint
+from bench.io import sha256_file
+from bench.methods.base import QualityMethod, ScoreContext
+from bench.registry import register_method
+from bench.weights import resolve_weights
+
+OFFICIAL = {"diffiqa-r": ("base.", "linear."), "ediffiqa": ("base_model.", "mlp.")}
+
+
+def _stage_lengths(keys: list[str], prefix: str) -> tuple[int, ...]:
+    """iResNet stage lengths from state-dict keys ``{prefix}layer{i}.{j}.…``."""
+    lengths = []
+    for stage in range(1, 5):
+        units = {int(m.group(1)) for k in keys if (m := re.match(rf"{re.escape(prefix)}layer{stage}\.(\d+)\.", k))}
+        if not units:
+            raise DataError(f"no iResNet stage {stage} under {prefix!r}")
+        lengths.append(max(units) + 1)
+    return tuple(lengths)
+
+
+def official_kind(state: dict[str, Any]) -> Kind | None:
+    """Which official layout a state dict has (None: not an official one)."""
+    for kind, (base, head) in OFFICIAL.items():
+        if any(k.startswith(base) for k in state) and any(k.startswith(head) for k in state):
+            return kind  # type: ignore[return-value]
+    return None
+
+
+def load_official(state: dict[str, Any], kind: Kind, source: str | Path) -> DistilledModel:
+    """Rebuild an official DifFIQA(R)/eDifFIQA model (iResNet depth read from the keys)."""
+    base, head_prefix = OFFICIAL[kind]
+    keys = list(state)
+    net = IResNet(_stage_lengths(keys, base))
+    load_state_dict_mapped(net, {k[len(base):]: v for k, v in state.items() if k.startswith(base)}, (), source=source)
+    spec = InputSpec()
+    head_state = {k[len(head_prefix):]: v for k, v in state.items() if k.startswith(head_prefix)}
+    head = make_head(kind, int(net.fc.out_features))
+    head.load_state_dict(head_state)
+    return DistilledModel(PixelBackbone(net, lambda pix: net(spec.apply(pix))), head)
+
+
+class DistilledQuality(QualityMethod):
+    """Scores = the regressor's output on crops of the checkpoint's domain (higher = better)."""
+
+    kind: Kind
+
+    def __init__(self, card: Any, *, weights: Any = None, device: str = "cpu", seed: int = 0, **options: Any) -> None:
+        super().__init__(card, weights=weights, device=device, seed=seed, **options)
+        self.model: DistilledModel | None = None
+        self.crop_domain: str | None = None
+        self.crop_size: int | None = None
+
+    def load(self) -> DistilledModel:
+        """Build the model from the weight file (once)."""
+        if self.model is not None:
+            return self.model
+        path = resolve_weights(self.card, self.weights_arg)
+        data = read_checkpoint(path)
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            model = self._from_ours(data, path)
+        elif isinstance(data, dict) and official_kind(data) == self.kind:
+            model, self.crop_domain, self.crop_size = load_official(data, self.kind, path), "arcface112", 112
+        else:
+            raise DataError(f"{path}: not a {self.name} checkpoint (ours or the official {self.kind} layout)")
+        self.weights_sha256 = sha256_file(path)
+        self.model = model.to(self.device).eval()
+        return self.model
+
+    def _from_ours(self, data: dict[str, Any], path: Path) -> DistilledModel:
+        from bench.registry import create
+
+        if data["kind"] != self.kind:
+            raise DataError(f"{path}: a {data['kind']} checkpoint, not {self.kind}")
+        fr = create("fr", data["fr"], weights=self.options.get("fr_weights"), device=self.device)
+        backbone = fr_backbone(fr)
+        backbone.net.load_state_dict(data["backbone"])
+        head = make_head(self.kind, int(data["feature_dim"]))
+        head.load_state_dict(data["head"])
+        self.crop_domain, self.crop_size = data["domain"], None
+        return DistilledModel(backbone, head)
+
+    def domain(self, fr: FRModel | None) -> str:
+        """The crop domain the checkpoint was trained on (official releases: arcface112)."""
+        self.load()
+        assert self.crop_domain is not None
+        return self.crop_domain
+
+    def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
+        model = self.load()
+        if self.crop_size is not None and crops.shape[1:3] != (self.crop_size, self.crop_size):
+            raise BenchError(f"{self.name}: expects {self.crop_size}x{self.crop_size} crops, got {crops.shape[1]}x{crops.shape[2]}")
+        pix = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.device.startswith("cuda")):
+            return model(pix)[1].float().cpu().numpy().astype(np.float64)
+
+
+@register_method("diffiqa-r")
+class DifFIQAR(DistilledQuality):
+    """DifFIQA(R): Linear(D → 1) on the backbone's features."""
+
+    kind = "diffiqa-r"
+
+
+@register_method("ediffiqa")
+class EDifFIQA(DistilledQuality):
+    """eDifFIQA: MLP(D → 1024 → GELU → 1) on the backbone's features."""
+
+    kind = "ediffiqa"

@@ -1,0 +1,13 @@
+"""FaceQgen (Hernandez-Ortega et al., FG 2021): import-only — no official inference code
+is published, so scores computed elsewhere are loaded with ``bench import-scores``.
+"""
+
+from __future__ import annotations
+
+from bench.import_scores import ImportOnlyMethod
+from bench.registry import register_method
+
+
+@register_method("faceqgen")
+class FaceQgen(ImportOnlyMethod):
+    """Scores come from `bench import-scores --method faceqgen`."""

@@ -1,0 +1,14 @@
+"""PCNet (Xie, Shen, Zisserman, BMVC 2020, "Inducing predictive uncertainty estimation for face
+recognition"): import-only — no official inference code or weights are published, so scores
+computed elsewhere are loaded with ``bench import-scores``.
+"""
+
+from __future__ import annotations
+
+from bench.import_scores import ImportOnlyMethod
+from bench.registry import register_method
+
+
+@register_method("pcnet")
+class PCNet(ImportOnlyMethod):
+    """Scores come from `bench import-scores --method pcnet`."""

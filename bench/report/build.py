@@ -1,0 +1,255 @@
+"""``bench report``: assemble tables and figures and write LaTeX, Markdown, HTML, PNG and PDF.
+
+From the published source the paper's tables are drawn cell for cell. From a results folder
+the reproduced numbers are drawn in the paper's layout (LaTeX, Markdown) and, on the HTML
+page, beside the published ones (reproduced | published | delta). Nothing is recomputed:
+pAUC rows and EDC points are read as ``bench run`` wrote them.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import bench
+from bench import published
+from bench.cards import load_cards
+from bench.errors import BenchError
+from bench.io import atomic_write_bytes, atomic_write_text
+from bench.report import frames, tables
+from bench.report.figures import Rendered, edc_grid, score_distributions
+from bench.report.model import Table
+from bench.report.render import render, render_latex, render_markdown
+
+SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores")
+ALIASES: dict[str, str] = {
+    "1": "datasets", "table1": "datasets",
+    "2": "pauc", "5": "pauc", "table2": "pauc", "table5": "pauc",
+    "6": "average", "7": "average", "table6": "average", "table7": "average", "averages": "average",
+    "3": "runtime", "table3": "runtime",
+    "4": "ablation", "table4": "ablation",
+    "8": "breakdown", "table8": "breakdown",
+    "fig4": "edc", "figure4": "edc", "fig5": "scores", "figure5": "scores",
+}
+PAPER_DEVICE = "Intel i9-10900KF CPU, Nvidia RTX 3090 GPU (paper)"
+PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report: a table (paper layout, plus an HTML comparison), a figure, or a note."""
+
+    key: str
+    title: str
+    table: Table | None = None
+    html_table: Table | None = None
+    figure: Rendered | None = None
+    note: str = ""
+
+
+def resolve_sections(names: Sequence[str] | None) -> list[str]:
+    """Section keys in report order; ``None`` means all. Unknown names raise one clear line."""
+    if not names:
+        return list(SECTIONS)
+    wanted = set()
+    for name in names:
+        key = ALIASES.get(name.lower(), name.lower())
+        if key not in SECTIONS:
+            raise BenchError(f"unknown report table {name!r} (known: {', '.join(SECTIONS)})")
+        wanted.add(key)
+    return [s for s in SECTIONS if s in wanted]
+
+
+def _note(key: str, title: str, text: str) -> Section:
+    return Section(key, title, note=text)
+
+
+def _discard_text(discard: float) -> str:
+    return f"discard {discard:g}"
+
+
+def published_sections(keys: Sequence[str], discard: float, reference: str) -> list[Section]:
+    """The paper's own tables from the transcribed published numbers."""
+    out = []
+    for key in keys:
+        if key == "datasets":
+            out.append(Section(key, "Datasets", tables.render_table1(published.load_table("table1_datasets", reference))))
+        elif key == "pauc":
+            frame = frames.published_pauc(reference, discard)
+            out.append(Section(key, "pAUC", tables.pauc_table(frame, discard)) if not frame.empty else
+                       _note(key, "pAUC", f"The paper reports no pAUC at {_discard_text(discard)} (only 0.2 and 0.3)."))
+        elif key == "average":
+            frame = frames.published_averages(reference, discard)
+            out.append(Section(key, "Averages", tables.average_table(frame, discard)) if not frame.empty else
+                       _note(key, "Averages", f"The paper reports no averages at {_discard_text(discard)}."))
+        elif key == "runtime":
+            frame = published.load_table("table3_runtime_ms", reference).assign(device=PAPER_DEVICE)
+            out.append(Section(key, "Runtime", tables.runtime_table(frame)))
+        elif key == "ablation":
+            frame = _at(published.load_table("table4_ablation", reference), discard)
+            out.append(Section(key, "Ablation", tables.ablation_table(frame, discard)) if not frame.empty else
+                       _note(key, "Ablation", f"The paper reports the ablation at discard 0.3 only, not {discard:g}."))
+        elif key == "breakdown":
+            frame = published.load_table("table8_runtime_breakdown_ms", reference).assign(device=PAPER_DEVICE)
+            out.append(Section(key, "Runtime breakdown", tables.breakdown_table(frame)))
+        elif key in ("edc", "scores") and not any(s.key == "figures" for s in out):
+            out.append(_note("figures", "Figures", "The published source holds numbers only: figures need a results folder."))
+    return out
+
+
+def _at(frame: pd.DataFrame, discard: float) -> pd.DataFrame:
+    return frame[[math.isclose(d, discard, abs_tol=1e-9) for d in frame["discard"]]].reset_index(drop=True)
+
+
+def _ablation_labels(reference: pd.DataFrame) -> dict[str, str]:
+    """Row labels: the published ones, else a method card's ``paper_row``.
+
+    The published label wins because the complete model's card prints as plain "DifFIQA"
+    while Table 4 calls that row "DifFIQA (complete)".
+    """
+    labels = dict(zip(reference["variant"], reference["label"], strict=True))
+    cards = load_cards("method")
+    for method, variant in frames.ABLATION_VARIANTS.items():
+        row = cards[method].get("paper_row") if method in cards else None
+        if row and variant not in labels:
+            labels[variant] = str(row)
+    return labels
+
+
+def _table1_from_data(data_root: Path, reference: str) -> pd.DataFrame:
+    """Found dataset counts (``bench.dataset_stats``) with the paper's quality factors added."""
+    from bench.dataset_stats import table1_frame  # imports the dataset loaders: only when asked
+
+    found = table1_frame(data_root)
+    extra = published.load_table("table1_datasets", reference).drop(
+        columns=["images", "identities", "mated", "nonmated"])
+    return found.merge(extra, on="dataset", how="left")
+
+
+def results_sections(
+    keys: Sequence[str],
+    results: Path,
+    discard: float,
+    reference: str,
+    reasons: frames.Reasons | None,
+    edc_variant: str | None,
+    data_root: Path | None,
+) -> tuple[list[Section], str]:
+    """Reproduced tables and figures from a results folder, and the EDC variant shown."""
+    tidy, variant = frames.results_pauc(results, discard, edc_variant)
+    # Ablation variants get Table 4; Tables 2/5/6/7 and Fig. 4 compare the full methods.
+    variants_only = [m for m, v in frames.ABLATION_VARIANTS.items() if v != "complete"]
+    main = tidy[~tidy["method_id"].isin(variants_only)]
+    why = {**frames.load_not_run(results), **(reasons or {})}
+    pub = frames.published_pauc(reference, discard)
+    runs = frames.load_runs(results) if {"runtime", "breakdown"} & set(keys) else None
+    out = []
+    for key in keys:
+        if key == "datasets":
+            if data_root is None:
+                out.append(_note(key, "Datasets", "Table 1 needs the data root (--data-root) to count the datasets."))
+            else:
+                out.append(Section(key, "Datasets", tables.render_table1(_table1_from_data(data_root, reference))))
+        elif key == "pauc":
+            out.append(Section(key, "pAUC", tables.pauc_table(main, discard),
+                               tables.pauc_table(main, discard, pub if not pub.empty else None, why)))
+        elif key == "average":
+            mine = frames.averages(frames.add_means(main))
+            ref = frames.published_averages(reference, discard)
+            out.append(Section(key, "Averages", tables.average_table(mine, discard),
+                               tables.average_table(mine, discard, ref if not ref.empty else None)))
+        elif key == "runtime":
+            mine = frames.runtime_frame(runs[~runs["method_id"].isin(variants_only)])
+            ref = published.load_table("table3_runtime_ms", reference)
+            out.append(Section(key, "Runtime", tables.runtime_table(mine), tables.runtime_table(mine, ref))
+                       if not mine.empty else _note(key, "Runtime", "No run records a scoring time."))
+        elif key == "ablation":
+            ref = _at(published.load_table("table4_ablation", reference), discard)
+            labels = _ablation_labels(published.load_table("table4_ablation", reference))
+            mine = frames.ablation_frame(tidy, labels)
+            names = ", ".join(frames.ABLATION_VARIANTS)
+            out.append(Section(key, "Ablation", tables.ablation_table(mine, discard),
+                               tables.ablation_table(mine, discard, ref if not ref.empty else None))
+                       if not mine.empty else
+                       _note(key, "Ablation", f"No ablation results ({names}) with {frames.ABLATION_FR}."))
+        elif key == "breakdown":
+            mine = frames.breakdown_frame(runs)
+            ref = published.load_table("table8_runtime_breakdown_ms", reference)
+            out.append(Section(key, "Runtime breakdown", tables.breakdown_table(mine), tables.breakdown_table(mine, ref))
+                       if not mine.empty else
+                       _note(key, "Runtime breakdown", "No DifFIQA run records a runtime_breakdown."))
+        elif key == "edc":
+            curves = frames.curve_frame(results, main)
+            out.append(Section(key, "EDC curves", figure=edc_grid(curves, discard)) if not curves.empty else
+                       _note(key, "EDC curves", "No EDC curves in the results folder."))
+        elif key == "scores":
+            scores = frames.score_frame(results)
+            out.append(Section(key, "Score distributions", figure=score_distributions(scores)) if not scores.empty
+                       else _note(key, "Score distributions", "No score files under scores/."))
+    return out, variant
+
+
+def build_report(
+    results: Path | None,
+    source: str = PUBLISHED,
+    discard: float = 0.3,
+    out: Path = Path("bench-report"),
+    tables: list[str] | None = None,
+    data_root: Path | None = None,
+    *,
+    reasons: frames.Reasons | None = None,
+    edc_variant: str | None = None,
+    reference: str = published.DEFAULT_SOURCE,
+) -> list[Path]:
+    """Write the report into ``out`` and return the files written, sorted.
+
+    ``results`` None draws the published tables; a folder draws its reproduced numbers next
+    to the published ``reference``. ``source`` is the --source text, shown on the page.
+    ``tables`` limits the sections (names or paper numbers, see :data:`ALIASES`).
+    ``reasons`` maps printed (fr, method, dataset), ``*`` for any, to why a cell was not run;
+    it adds to ``runs/not_run.json``. ``edc_variant`` None picks the harness default.
+    Writes report.{html,md,tex}, tables/<key>.{tex,md} and figures/<name>.{png,pdf}.
+    """
+    if not (0.0 < discard <= 1.0):
+        raise BenchError(f"--discard must be in (0, 1], got {discard:g}")
+    keys = resolve_sections(tables)
+    if results is None:
+        sections, variant = published_sections(keys, discard, reference), ""
+    else:
+        sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root)
+    out = Path(out)
+    written: list[Path] = []
+    figures = {}
+    for section in sections:
+        if section.figure is not None:
+            fig = section.figure
+            for suffix, data in (("png", fig.png), ("pdf", fig.pdf)):
+                path = out / "figures" / f"{fig.name}.{suffix}"
+                atomic_write_bytes(path, data)
+                written.append(path)
+            figures[fig.name] = base64.b64encode(fig.png).decode("ascii")
+        if section.table is not None:
+            for suffix, text in (("tex", render_latex(section.table)), ("md", render_markdown(section.table))):
+                path = out / "tables" / f"{section.key}.{suffix}"
+                atomic_write_text(path, text)
+                written.append(path)
+    context = {
+        "sections": sections,
+        "figures": figures,
+        "source": source if results is not None else PUBLISHED,
+        "reference": reference,
+        "discard": f"{discard:g}",
+        "edc_variant": variant,
+        "compare": results is not None,
+        "version": bench.__version__,
+    }
+    for name in ("report.html", "report.md", "report.tex"):
+        path = out / name
+        atomic_write_text(path, render(f"{name}.j2", **context))
+        written.append(path)
+    return sorted(written)

@@ -1,0 +1,86 @@
+"""FaceQnet and LightQNet run tiny ONNX graphs built here, in both input layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from bench.cards import get_card
+from bench.errors import BenchError, MissingWeightsError
+from bench.import_scores import ImportOnlyMethod
+from bench.methods.faceqnet import FaceQnet
+from bench.methods.lightqnet import LightQNet
+from bench.registry import create
+
+W_CONV = np.array([[0.01, -0.02, 0.03], [-0.01, 0.02, 0.005]], dtype=np.float32)  # [2 out, 3 in]
+W_GEMM = np.array([[1.5], [-0.7]], dtype=np.float32)
+
+
+def _graph(path: Path, size: int, nhwc: bool, batch: int | str = "N", bias: float = 0.1) -> None:
+    """[Transpose] -> Conv1x1 (3->2) -> GlobalAveragePool -> Flatten -> Gemm (2->1)."""
+    shape = [batch, size, size, 3] if nhwc else [batch, 3, size, size]
+    nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2])] if nhwc else []
+    src = "xc" if nhwc else "x"
+    nodes += [helper.make_node("Conv", [src, "w"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+              helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "wg", "b"], ["y"])]
+    inits = [numpy_helper.from_array(W_CONV[:, :, None, None], "w"), numpy_helper.from_array(W_GEMM, "wg"),
+             numpy_helper.from_array(np.array([bias], dtype=np.float32), "b")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def _reference(crops: np.ndarray, size: int, bgr: bool, mean: float, std: float, bias: float = 0.1) -> np.ndarray:
+    x = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in crops]).astype(np.float64)
+    x = x[..., ::-1] if bgr else x
+    x = (x - mean) / std
+    return x.mean(axis=(1, 2)) @ W_CONV.T.astype(np.float64) @ W_GEMM[:, 0].astype(np.float64) + bias
+
+
+def _crops(n: int = 4, side: int = 112) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, size=(n, side, side, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("nhwc", [True, False])
+def test_lightqnet_preprocessing_and_layouts(tmp_path: Path, nhwc: bool) -> None:
+    _graph(tmp_path / "lightqnet-dm050.onnx", 96, nhwc)
+    method = LightQNet(get_card("method", "lightqnet"), weights=tmp_path)
+    crops = _crops()
+    got = method.score_batch(crops, np.arange(4), None)  # type: ignore[arg-type]
+    np.testing.assert_allclose(got, _reference(crops, 96, True, 128.0, 128.0), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got, _reference(crops, 96, False, 128.0, 128.0), rtol=1e-4, atol=1e-6)  # colour order matters
+
+
+def test_faceqnet_raw_bgr_clipped_and_fixed_batch(tmp_path: Path) -> None:
+    _graph(tmp_path / "faceqnet_v1.onnx", 224, nhwc=True, batch=1, bias=0.5)
+    method = FaceQnet(get_card("method", "faceqnet"), weights=tmp_path / "faceqnet_v1.onnx")
+    crops = _crops(6)
+    got = method.score_batch(crops, np.arange(6), None)  # type: ignore[arg-type]
+    raw = _reference(crops, 224, True, 0.0, 1.0, bias=0.5)
+    np.testing.assert_allclose(got, np.clip(raw, 0, 1), rtol=1e-4, atol=1e-6)
+    assert (raw < 0).any() or (raw > 1).any()  # the clip is exercised
+
+
+def test_onnx_missing_and_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_WEIGHTS", raising=False)
+    with pytest.raises(MissingWeightsError, match="faceqnet_v1.onnx"):
+        FaceQnet(get_card("method", "faceqnet"), weights=tmp_path)
+    (tmp_path / "faceqnet_v1.onnx").write_bytes(b"not a model")
+    with pytest.raises(BenchError, match="not a loadable ONNX model"):
+        FaceQnet(get_card("method", "faceqnet"), weights=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["pfe", "pcnet", "faceqgen"])
+def test_import_only_methods_refuse_to_run(name: str) -> None:
+    method = create("method", name)
+    assert isinstance(method, ImportOnlyMethod) and get_card("method", name).get("import_only") is True
+    with pytest.raises(BenchError, match="bench import-scores --method " + name):
+        method.score_dataset(np.arange(2), None)  # type: ignore[arg-type]

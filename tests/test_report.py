@@ -1,0 +1,342 @@
+"""bench.report: tables from the published source and from a small fake results folder.
+
+The fake folder is written the way ``bench run`` writes one (docs/RESULTS_FORMAT.md):
+pauc.csv, runs/*.json, curves/*.parquet and scores/<method>/<dataset>.parquet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from bench.errors import BenchError, DataError
+from bench.published import PAPER_FR, load_pauc
+from bench.report import build_report, render_drift_markdown
+from bench.report.figures import edc_grid
+from bench.report.frames import results_pauc
+from bench.report.tables import fr_display, render_table1
+
+HEADER = "discard,fr,method,dataset,pauc,edc_variant,run_id\n"
+# (method, fr, dataset, pauc at 0.2, pauc at 0.3), registered names.
+CELLS = [
+    ("cr-fiqa", "arcface", "lfw", 0.74, 0.70),
+    ("cr-fiqa", "arcface", "xqlfw", 0.77, 0.61),
+    ("diffiqa", "arcface", "lfw", 0.76, 0.69),
+    ("diffiqa", "arcface", "xqlfw", 0.70, 0.55),
+    ("diffiqa", "arcface", "calfw", 0.93, 0.90),
+    ("diffiqa", "cosface", "lfw", 0.76, 0.69),
+    ("diffiqa-noflip", "cosface", "lfw", 0.75, 0.702),
+]
+NOT_RUN_REASON = "dataset missing: <root>/adience not found"
+
+
+def _run_id(method: str, fr: str, dataset: str) -> str:
+    return f"{method}_{fr}_{dataset}"
+
+
+def write_results(root: Path) -> Path:
+    """A small results folder; returns its path."""
+    (root / "runs").mkdir(parents=True)
+    (root / "curves").mkdir()
+    lines = [
+        # An older run of the same cell (overridden below) and another EDC variant.
+        "0.3,arcface,cr-fiqa,lfw,0.999,fixed-threshold,old_run\n",
+        "0.3,arcface,cr-fiqa,lfw,0.111,recomputed-threshold,other_variant\n",
+    ]
+    rng = np.random.default_rng(7)
+    for i, (method, fr, dataset, p2, p3) in enumerate(CELLS):
+        run_id = _run_id(method, fr, dataset)
+        lines += [f"0.2,{fr},{method},{dataset},{p2},fixed-threshold,{run_id}\n",
+                  f"0.3,{fr},{method},{dataset},{p3},fixed-threshold,{run_id}\n"]
+        x = np.array([0.0, 0.05, 0.1, 0.18, 0.25, 0.4, 1.0])
+        y = np.array([0.05, 0.045, 0.04, 0.03, 0.025, 0.02, 0.0]) * (1 + 0.1 * i)
+        pq.write_table(pa.table({"discard_fraction": x, "fnmr": y}), root / "curves" / f"{run_id}.parquet")
+        meta = {
+            "run_id": run_id, "created": f"2024-01-01T00:00:{i:02d}Z", "method": method, "fr": fr,
+            "dataset": dataset, "edc_variant": "fixed-threshold",
+            "seconds_per_image_mean": 0.002 * (i + 1), "seconds_per_image_std": 0.0005,
+            "device": "cpu (2 cores, test)", "pauc": {"0.2": p2, "0.3": p3},
+        }
+        if method == "diffiqa":
+            meta["runtime_breakdown"] = {"init": [0.1, 0.01], "forward": [0.2, 0.02], "backward": [5.0, 0.5],
+                                         "fr": [1.0, 0.1], "score": [2.0, 0.2]}
+        (root / "runs" / f"{run_id}.json").write_text(json.dumps(meta), encoding="utf-8")
+    (root / "pauc.csv").write_text(HEADER + "".join(lines), encoding="utf-8")
+    (root / "runs" / "not_run.json").write_text(json.dumps([{"dataset": "adience", "reason": NOT_RUN_REASON}]))
+    for method, higher in (("cr-fiqa", True), ("diffiqa", False)):
+        for dataset in ("lfw", "xqlfw"):
+            folder = root / "scores" / method
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.table({"image_id": [f"img{k}" for k in range(200)], "score": rng.normal(size=200)})
+            table = table.replace_schema_metadata({"method": method, "higher_is_better": str(higher).lower()})
+            pq.write_table(table, folder / f"{dataset}.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    return write_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def published_report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pub")
+    build_report(None, "published", 0.3, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results_report(tmp_path_factory, results) -> Path:
+    out = tmp_path_factory.mktemp("rep")
+    build_report(results, str(results), 0.3, out)
+    return out
+
+
+def _md_blocks(text: str) -> dict[str, list[list[str]]]:
+    """Markdown pAUC blocks: FR title -> rows of cells (header first)."""
+    blocks: dict[str, list[list[str]]] = {}
+    current = None
+    for line in text.splitlines():
+        title = re.match(r"\*\*(\w+) — ", line)
+        if title:
+            current = blocks.setdefault(title.group(1), [])
+        elif line.startswith("|") and current is not None and not line.startswith("| :"):
+            current.append([c.strip() for c in line.strip("|").split("|")])
+    return blocks
+
+
+@pytest.mark.parametrize("discard", [0.2, 0.3])
+def test_published_pauc_reproduces_paper_cell_for_cell(tmp_path, discard):
+    build_report(None, "published", discard, tmp_path, tables=["pauc"])
+    blocks = _md_blocks((tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8"))
+    paper = load_pauc()
+    paper = paper[np.isclose(paper["discard"], discard)]
+    assert list(blocks) == [fr_display(fr) for fr in PAPER_FR]
+    checked = 0
+    for fr in PAPER_FR:
+        header, *rows = blocks[fr_display(fr)]
+        for row in rows:
+            for dataset, cell in zip(header[1:], row[1:], strict=True):
+                value = paper[(paper["fr"] == fr) & (paper["method"] == row[0]) & (paper["dataset"] == dataset)]["pauc"]
+                expected = "n/a" if np.isnan(value.item()) else f"{value.item():.3f}"
+                assert re.sub(r"[*🟢🔵🔴 ]", "", cell) == expected, (fr, row[0], dataset)
+                checked += 1
+    assert checked == len(paper) == 4 * 12 * 8
+
+
+def test_published_marks_follow_the_paper(published_report):
+    adaface = _md_blocks((published_report / "tables" / "pauc.md").read_text(encoding="utf-8"))["AdaFace"]
+    rows = {r[0]: r for r in adaface[1:]}
+    # Table 2 text: CR-FIQA best AdaFace mean, DifFIQA(R) runner-up; DifFIQA(R) best on IJB-C.
+    assert rows["CR-FIQA"][-1] == "0.688 🟢" and rows["DifFIQA(R)"][-1] == "0.689 🔵"
+    assert rows["FaceQAN"][-1] == "0.697 🔴"
+    assert rows["DifFIQA(R)"][5] == "**0.731**" and rows["SER-FIQ"][7] == "n/a"
+    tex = (published_report / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    assert r"\textcolor{green}{0.688}" in tex and r"\textbf{0.731}" in tex and r"\toprule" in tex
+    average = (published_report / "tables" / "average.md").read_text(encoding="utf-8")
+    assert "0.6768 🟢" in average and "0.6800 🔵" in average and "0.6822 🔴" in average
+    runtime = (published_report / "tables" / "runtime.md").read_text(encoding="utf-8")
+    assert "1074.62 ± 11.45" in runtime and "0.15 ± 0.37" in runtime
+    breakdown = (published_report / "tables" / "breakdown.md").read_text(encoding="utf-8")
+    assert "842.041 ± 9.068" in breakdown and "1074.627 ± 11.458" in breakdown
+    ablation = (published_report / "tables" / "ablation.md").read_text(encoding="utf-8")
+    assert "| DifFIQA (complete) | 0.695 | **0.669** | 0.900 | 0.546 | **0.702** |" in ablation
+    assert "23,124 †" in (published_report / "tables" / "datasets.md").read_text(encoding="utf-8")
+
+
+def test_results_frame_latest_run_wins_and_names_are_printed(results):
+    tidy, variant = results_pauc(results, 0.3)
+    assert variant == "fixed-threshold"
+    cell = tidy[(tidy["fr"] == "arcface") & (tidy["method"] == "CR-FIQA") & (tidy["dataset"] == "LFW")]
+    assert cell["pauc"].tolist() == [0.70]
+    assert set(tidy["method"]) == {"CR-FIQA", "DifFIQA", "(A1): w/o Image Flipping"}
+    recomputed, _ = results_pauc(results, 0.3, "recomputed-threshold")
+    assert recomputed["pauc"].tolist() == [0.111]
+
+
+def test_results_report_markdown_means_and_footnote(results_report):
+    md = (results_report / "tables" / "pauc.md").read_text(encoding="utf-8")
+    arcface = {r[0]: r for r in _md_blocks(md)["ArcFace"][1:]}
+    assert _md_blocks(md)["ArcFace"][0] == ["FIQA model", "CALFW", "LFW", "XQLFW", "mean"]
+    assert arcface["CR-FIQA"] == ["CR-FIQA", "—", "0.700", "0.610", "0.655 🟢"]
+    assert arcface["DifFIQA"] == ["DifFIQA", "**0.900**", "**0.690**", "**0.550**", "0.713 🔵"]
+    assert "except CR-FIQA 2 (ArcFace)" in md
+    assert "w/o Image Flipping" not in md  # ablation variants have their own table
+
+
+def test_results_html_compares_with_published(results_report):
+    html = (results_report / "report.html").read_text(encoding="utf-8")
+    # reproduced | published | delta for ArcFace CR-FIQA LFW: 0.700 vs 0.675.
+    assert re.search(r'<td class="value[^"]*">(<b>)?0\.700(</b>)?</td><td class="published">0\.675</td>'
+                     r'<td class="delta pos">\+0\.025</td>', html)
+    assert "not run" in html and NOT_RUN_REASON.replace("<", "&lt;").replace(">", "&gt;") in html
+    assert "<script" not in html and "http" not in html.replace("http-equiv", "")
+    assert html.count('src="data:image/png;base64,') == 2
+    for section in ("pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores"):
+        assert f'<section id="{section}">' in html
+    assert "cpu (2 cores, test)" in html and "(A1): w/o Image Flipping" in html
+
+
+def test_report_is_byte_stable(results, results_report, tmp_path):
+    again = build_report(results, str(results), 0.3, tmp_path)
+    first = sorted(p for p in results_report.rglob("*") if p.is_file())
+    assert [p.relative_to(results_report) for p in first] == [p.relative_to(tmp_path) for p in again]
+    assert {p.suffix for p in again} == {".html", ".md", ".tex", ".png", ".pdf"}
+    for a, b in zip(first, again, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_discard_changes_pauc_and_plot_range(results, results_report, tmp_path):
+    build_report(results, "r", 0.2, tmp_path, tables=["pauc", "edc"])
+    md = (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert "0.740" in md and "Table 5" in md
+    png = (tmp_path / "figures" / "edc_grid.png").read_bytes()
+    assert png != (results_report / "figures" / "edc_grid.png").read_bytes()
+
+
+def test_edc_grid_layout_and_step_curves():
+    curves = pd.DataFrame({
+        "fr": ["arcface"] * 4 + ["cosface"] * 4, "method": ["M"] * 8, "dataset": ["LFW"] * 8,
+        "discard_fraction": [0.0, 0.1, 0.2, 1.0] * 2, "fnmr": [0.04, 0.03, 0.02, 0.0] * 2,
+    })
+    fig = edc_grid(curves, 0.3)
+    image = Image.open(io.BytesIO(fig.png))
+    assert image.size[0] > image.size[1]  # one dataset row, two FR columns
+    assert fig.pdf.startswith(b"%PDF") and b"CreationDate" not in fig.pdf
+    assert "non-interpolated" in fig.caption.lower() or "Non-interpolated" in fig.caption
+
+
+def test_score_figure_caption_says_normalised(results_report):
+    md = (results_report / "report.md").read_text(encoding="utf-8")
+    assert "min-max normalised per method" in md
+    assert Image.open(results_report / "figures" / "score_distributions.png").size[0] > 100
+
+
+def test_reasons_argument_overrides_not_run_file(results, tmp_path):
+    reasons = {("arcface", "CR-FIQA", "CALFW"): "weights missing: weights/cr-fiqa.pth"}
+    build_report(results, "r", 0.3, tmp_path, tables=["pauc"], reasons=reasons)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "weights missing: weights/cr-fiqa.pth" in html
+
+
+def test_table1_shows_differences_and_missing():
+    frame = pd.DataFrame({
+        "dataset": ["LFW", "CALFW"], "images": pd.array([13233, None], dtype="Int64"),
+        "identities": pd.array([5749, None], dtype="Int64"), "mated": pd.array([2990, None], dtype="Int64"),
+        "nonmated": pd.array([3000, None], dtype="Int64"), "published_images": [13233, 12174],
+        "published_identities": [5749, 4025], "published_mated": [3000, 3000], "published_nonmated": [3000, 3000],
+        "differs": ["mated 2,990 vs 3,000", "calfw: not found"],
+    })
+    from bench.report.render import render_markdown
+
+    md = render_markdown(render_table1(frame))
+    assert "| CALFW | — | — | — | — |" in md
+    assert "2,990 (paper 3,000)" in md and "LFW: mated 2,990 vs 3,000" in md
+
+
+def test_drift_markdown():
+    frame = pd.DataFrame({
+        "discard": [0.3, 0.3, 0.3], "fr": ["arcface"] * 3, "method": ["DifFIQA", "CR-FIQA", "PFE"],
+        "dataset": ["LFW"] * 3, "reproduced": [0.6951, 0.7, np.nan], "published": [0.695, 0.675, 0.779],
+        "delta": [0.0001, 0.025, np.nan], "status": ["match", "drift", "not reproduced"],
+    })
+    md = render_drift_markdown(frame)
+    assert "| arcface | CR-FIQA | LFW | 0.3 | 0.7000 | 0.675 | +0.0250 | **drift** |" in md
+    assert "1 match, 1 drift, 1 not reproduced" in md and "PFE" not in md
+    assert "PFE" in render_drift_markdown(frame, show_not_reproduced=True)
+    with pytest.raises(DataError, match="unknown status"):
+        render_drift_markdown(frame.assign(status="weird"))
+
+
+def test_bad_inputs_fail_with_one_line(results, tmp_path):
+    with pytest.raises(BenchError, match="unknown report table 'table9'"):
+        build_report(None, "published", 0.3, tmp_path, tables=["table9"])
+    with pytest.raises(DataError, match="pauc.csv: not found"):
+        build_report(tmp_path / "nothing", "x", 0.3, tmp_path / "o")
+    with pytest.raises(DataError, match="no rows at discard 0.25"):
+        build_report(results, "x", 0.25, tmp_path / "o")
+    broken = tmp_path / "broken"
+    shutil.copytree(results, broken)
+    (broken / "curves" / f"{_run_id('diffiqa', 'arcface', 'lfw')}.parquet").unlink()
+    with pytest.raises(DataError, match="EDC curve of run diffiqa_arcface_lfw not found"):
+        build_report(broken, "x", 0.3, tmp_path / "o", tables=["edc"])
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images].map(i => i.naturalWidth + "x" + i.naturalHeight + ":" + i.src.slice(0, 21));
+  const out = document.createElement("pre"); out.id = "probe"; out.textContent = imgs.join("|");
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+class _Cells(HTMLParser):
+    """Collects the text of every <td>, every <li> and the #probe element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.probe = ""
+        self.notes: list[str] = []
+        self._where: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "td":
+            self._where, self.cells = "td", [*self.cells, ""]
+        elif tag == "li":
+            self._where, self.notes = "li", [*self.notes, ""]
+        elif tag == "pre" and ("id", "probe") in attrs:
+            self._where = "probe"
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "pre", "li"):
+            self._where = None
+
+    def handle_data(self, data):
+        if self._where == "td":
+            self.cells[-1] += data
+        elif self._where == "li":
+            self.notes[-1] += data
+        elif self._where == "probe":
+            self.probe += data
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package `chromium`)")
+def test_html_renders_in_headless_chromium(results_report, tmp_path):
+    page = tmp_path / "page.html"
+    html = (results_report / "report.html").read_text(encoding="utf-8")
+    page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    parser = _Cells()
+    parser.feed(done.stdout)
+    assert "0.700" in parser.cells and "0.675" in parser.cells and "+0.025" in parser.cells
+    assert "not run[1]" in parser.cells and f"[1] not run: {NOT_RUN_REASON}" in parser.notes
+    images = parser.probe.split("|")
+    assert len(images) == 2, parser.probe
+    for image in images:
+        size, src = image.split(":", 1)
+        width, height = map(int, size.split("x"))
+        assert width > 100 and height > 100 and src == "data:image/png;base64"
