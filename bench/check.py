@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bench.cards import paper_name
-from bench.errors import DataError
 from bench.published import load_pauc
+from bench.results import read_pauc_csv
 
 KEY = ["discard", "fr", "method", "dataset"]
 DEFAULT_TOL = 0.0005
@@ -22,16 +22,7 @@ DEFAULT_TOL = 0.0005
 
 def load_results(results: Path, edc_variant: str | None = "fixed-threshold") -> pd.DataFrame:
     """The latest pAUC row per (discard, fr, method, dataset[, variant]) of a results folder."""
-    path = Path(results) / "pauc.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: no results file (run `bench run` first)")
-    try:
-        frame = pd.read_csv(path, dtype={"fr": str, "method": str, "dataset": str, "edc_variant": str, "run_id": str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: malformed CSV ({exc})") from None
-    missing = [c for c in (*KEY, "pauc", "edc_variant") if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = read_pauc_csv(Path(results))
     if edc_variant is not None:
         frame = frame[frame["edc_variant"] == edc_variant]
     frame = frame.drop_duplicates(subset=[*KEY, "edc_variant"], keep="last")

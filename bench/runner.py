@@ -30,10 +30,10 @@ from bench.fr.base import FRModel
 from bench.io import append_text, atomic_path, atomic_write_text
 from bench.methods.base import QualityMethod, ScoreContext
 from bench.protocol import PairProtocol
+from bench.results import PAUC_COLUMNS
 from bench.provenance import base_metadata
 from bench.score_store import read_scores, score_path, scores_for, write_scores
 
-PAUC_COLUMNS = ("discard", "fr", "method", "dataset", "pauc", "edc_variant", "run_id")
 DEFAULT_DISCARDS = (0.2, 0.3)
 
 

@@ -102,7 +102,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown method 'nope'") and "\n" not in err
     assert main(["check", "--results", str(tmp_path / "missing")]) == 2
-    assert "pauc.csv: no results file" in capsys.readouterr().err
+    assert "pauc.csv: not found (write it with `bench run`)" in capsys.readouterr().err
 
 
 def test_engine_agrees_with_comparisons_of_runner(tmp_path) -> None:

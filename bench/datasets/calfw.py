@@ -6,32 +6,17 @@ unaligned ``images/``); identity = file name without ``_NNNN.jpg``. Non-mated fo
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.datasets.base import FaceDataset
-from bench.datasets.common import CardLoader, build_dataset, name_before_number, read_text
-from bench.datasets.insightface_bin import load_bin
+from bench.datasets.common import PairsFileLoader, name_before_number
 from bench.datasets.parsers import parse_paired_lines
 from bench.registry import register_dataset
 
 
-class PairedLinesDataset(CardLoader):
+class PairedLinesDataset(PairsFileLoader):
     """CALFW/CPLFW's shared format; subclasses set the pairs file name."""
 
-    pairs_file: str
-
-    def load(self, root: Path) -> FaceDataset:
-        found = self.find(root)
-        if found.is_bin:
-            return load_bin(self.card.name, found.images)
-        path = found.folder / self.pairs_file
-        raw = parse_paired_lines(read_text(path), str(path))
-        prefix = found.inner + "/"
-        return build_dataset(
-            self.card.name, found.folder, found.inner, [prefix + p for p in raw.a], [prefix + p for p in raw.b],
-            raw.mated, raw.fold, name_before_number, aligned=False,
-            notes=["non-mated folds: 10 equal consecutive blocks of the non-mated pairs in file order"],
-        )
+    parse = staticmethod(parse_paired_lines)
+    identity_of = staticmethod(name_before_number)
+    notes = ("non-mated folds: 10 equal consecutive blocks of the non-mated pairs in file order",)
 
 
 @register_dataset("calfw")

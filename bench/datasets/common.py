@@ -189,3 +189,33 @@ def name_before_number(path: str) -> str:
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     head, sep, tail = stem.rpartition("_")
     return head if sep and tail.isdigit() and head else stem
+
+
+class PairsFileLoader(CardLoader):
+    """A dataset whose protocol is one pairs text file beside an image folder (or a .bin).
+
+    Subclasses set ``pairs_file``, the text parser ``parse`` (text, source name → parsed
+    pairs with ``a``, ``b``, ``mated``, ``fold``), ``identity_of``, the folders released
+    already aligned, and any notes on how the protocol was read.
+    """
+
+    pairs_file: str
+    parse: Callable
+    identity_of: Callable[[str], str] = staticmethod(first_folder)
+    aligned_folders: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def load(self, root: Path) -> FaceDataset:
+        from bench.datasets.insightface_bin import load_bin
+
+        found = self.find(root)
+        if found.is_bin:
+            return load_bin(self.card.name, found.images)
+        path = found.folder / self.pairs_file
+        raw = type(self).parse(read_text(path), str(path))
+        prefix = found.inner + "/"
+        return build_dataset(
+            self.card.name, found.folder, found.inner, [prefix + p for p in raw.a], [prefix + p for p in raw.b],
+            raw.mated, raw.fold, type(self).identity_of, aligned=found.inner in self.aligned_folders,
+            notes=list(self.notes),
+        )

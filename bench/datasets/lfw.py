@@ -6,32 +6,17 @@ Folder layouts from the card (``lfw/lfw-deepfunneled``, ``lfw/lfw``, ...), or an
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.datasets.base import FaceDataset
-from bench.datasets.common import CardLoader, build_dataset, first_folder, read_text
-from bench.datasets.insightface_bin import load_bin
+from bench.datasets.common import PairsFileLoader, first_folder
 from bench.datasets.parsers import parse_lfw_pairs
 from bench.registry import register_dataset
 
 
-class LFWStyle(CardLoader):
+class LFWStyle(PairsFileLoader):
     """LFW's pairs format over an LFW-style image folder (LFW, XQLFW)."""
 
     pairs_file = "pairs.txt"
-    aligned_folders: tuple[str, ...] = ()
-
-    def load(self, root: Path) -> FaceDataset:
-        found = self.find(root)
-        if found.is_bin:
-            return load_bin(self.card.name, found.images)
-        path = found.folder / self.pairs_file
-        raw = parse_lfw_pairs(read_text(path), str(path))
-        prefix = found.inner + "/"
-        return build_dataset(
-            self.card.name, found.folder, found.inner, [prefix + p for p in raw.a], [prefix + p for p in raw.b],
-            raw.mated, raw.fold, first_folder, aligned=found.inner in self.aligned_folders,
-        )
+    parse = staticmethod(parse_lfw_pairs)
+    identity_of = staticmethod(first_folder)
 
 
 @register_dataset("lfw")

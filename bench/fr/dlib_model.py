@@ -26,13 +26,16 @@ from bench.weights import expected_weights, resolve_weights, verified_sha256
 CHIP_SIZE = 150
 
 
-def locate_dlib_weights(card: Card, explicit: str | Path | None) -> Path:
-    """The card's first weight file: explicit path, the installed package, or BENCH_WEIGHTS."""
+def dlib_weights(card: Card, explicit: str | Path | None) -> tuple[Path, str]:
+    """(path, verified sha256) of the card's weight file: explicit path, the installed
+    package, or BENCH_WEIGHTS."""
+    path = None
     if explicit is None:
         entries = expected_weights(card)
-        if entries and (found := package_model_file(Path(entries[0]["file"]).name)) is not None:
-            return found
-    return resolve_weights(card, explicit)
+        if entries:
+            path = package_model_file(Path(entries[0]["file"]).name)
+    path = path or resolve_weights(card, explicit)
+    return path, verified_sha256(card, path)
 
 
 def check_chips(crops: np.ndarray, who: str) -> None:
@@ -52,10 +55,8 @@ class DlibFR(FRModel):
         super().__init__(card, weights=weights, device=device, **options)
         import dlib
 
-        path = locate_dlib_weights(card, weights)
-        self.weights_path = path
-        self.weights_sha256 = verified_sha256(card, path)
-        self._net = dlib.face_recognition_model_v1(str(path))
+        self.weights_path, self.weights_sha256 = dlib_weights(card, weights)
+        self._net = dlib.face_recognition_model_v1(str(self.weights_path))
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         check_chips(crops, self.name)

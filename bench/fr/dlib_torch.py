@@ -36,9 +36,8 @@ from bench.cards import Card
 from bench.errors import DataError
 from bench.fr.base import TorchFRModel
 from bench.fr.dlib_dat import DlibNetwork, Layer, read_network
-from bench.fr.dlib_model import check_chips, locate_dlib_weights
+from bench.fr.dlib_model import check_chips, dlib_weights
 from bench.registry import register_fr
-from bench.weights import verified_sha256
 
 EMBED_BATCH = 64
 _PLAIN = ("con_4", "affine_", "relu_", "con_4", "affine_", "add_prev_", "relu_")
@@ -160,10 +159,8 @@ class DlibTorchFR(TorchFRModel):
 
     def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         super().__init__(card, weights=weights, device=device, **options)
-        path = locate_dlib_weights(card, weights)
-        self.weights_path = path
-        self.weights_sha256 = verified_sha256(card, path)
-        self.module = DlibResNet(read_network(path)).to(device).eval()
+        self.weights_path, self.weights_sha256 = dlib_weights(card, weights)
+        self.module = DlibResNet(read_network(self.weights_path)).to(device).eval()
 
     def forward_images(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, 150, 150):

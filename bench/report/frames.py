@@ -21,8 +21,8 @@ from bench import published
 from bench.cards import paper_name
 from bench.edc import VARIANTS
 from bench.errors import DataError
+from bench.results import read_pauc_csv
 
-PAUC_CSV_COLUMNS: tuple[str, ...] = ("discard", "fr", "method", "dataset", "pauc", "edc_variant", "run_id")
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
 MEAN = published.MEAN_COLUMN
 NOT_RUN_FILE = "not_run.json"
@@ -55,34 +55,6 @@ Reasons = Mapping[tuple[str, str, str], str]
 def printed_fr(name: str) -> str:
     """FR key as used by the published tables: lower-case ids (``arcface``)."""
     return paper_name("fr", name).lower()
-
-
-def _numeric(frame: pd.DataFrame, col: str, path: Path) -> pd.Series:
-    text = frame[col].str.strip()
-    values = pd.to_numeric(text.mask(text.isin(["", "nan", "NaN"])), errors="coerce")
-    bad = text.ne("") & ~text.isin(["nan", "NaN"]) & values.isna()
-    if bad.any():
-        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-        raise DataError(f"{path}: line {line}: column {col!r} is not a number: {text[bad].iloc[0]!r}")
-    return values.astype(float)
-
-
-def read_pauc_csv(results: Path) -> pd.DataFrame:
-    """All rows of ``results/pauc.csv`` in file order, ``discard``/``pauc`` as floats."""
-    path = results / "pauc.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: not found (write it with `bench run`)")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot parse CSV ({exc})") from exc
-    if tuple(frame.columns) != PAUC_CSV_COLUMNS:
-        raise DataError(f"{path}: columns {list(frame.columns)}, expected {list(PAUC_CSV_COLUMNS)}")
-    frame["discard"] = _numeric(frame, "discard", path)
-    frame["pauc"] = _numeric(frame, "pauc", path)
-    if frame["discard"].isna().any():
-        raise DataError(f"{path}: empty discard value")
-    return frame
 
 
 def choose_variant(variants: list[str], wanted: str | None, path: Path) -> str:
