@@ -106,6 +106,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
                            discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root,
                            edc_variant=args.edc_variant)
     for path in written:
+        if args.table and path.parent.name == "tables" and path.suffix == ".md":
+            print(path.read_text(encoding="utf-8"))
+    for path in written:
         print(path)
     return 0
 

@@ -73,12 +73,17 @@ def _discard_text(discard: float) -> str:
     return f"discard {discard:g}"
 
 
-def published_sections(keys: Sequence[str], discard: float, reference: str) -> list[Section]:
-    """The paper's own tables from the transcribed published numbers."""
+def published_sections(keys: Sequence[str], discard: float, reference: str, data_root: Path | None = None) -> list[Section]:
+    """The paper's own tables from the transcribed published numbers.
+
+    With a ``data_root``, Table 1 counts the datasets found there, beside the paper's row.
+    """
     out = []
     for key in keys:
         if key == "datasets":
-            out.append(Section(key, "Datasets", tables.render_table1(published.load_table("table1_datasets", reference))))
+            frame = (_table1_from_data(data_root, reference) if data_root is not None
+                     else published.load_table("table1_datasets", reference))
+            out.append(Section(key, "Datasets", tables.render_table1(frame)))
         elif key == "pauc":
             frame = frames.published_pauc(reference, discard)
             out.append(Section(key, "pAUC", tables.pauc_table(frame, discard)) if not frame.empty else
@@ -219,7 +224,7 @@ def build_report(
         raise BenchError(f"--discard must be in (0, 1], got {discard:g}")
     keys = resolve_sections(tables)
     if results is None:
-        sections, variant = published_sections(keys, discard, reference), ""
+        sections, variant = published_sections(keys, discard, reference, data_root), ""
     else:
         sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root)
     out = Path(out)
