@@ -139,6 +139,94 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_ddpm(args: argparse.Namespace) -> int:
+    from bench.diffusion.train_ddpm import train_ddpm
+
+    result = train_ddpm(
+        args.data, args.out, domain=args.domain, crop_size=args.crop_size, image_size=args.image_size,
+        width=args.width, mults=tuple(int(m) for m in args.mults.split(",")), heads=args.heads, dim_head=args.dim_head,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, timesteps=args.timesteps,
+        t_max=args.t_max, centre_fraction=args.centre_fraction, device=args.device, amp=args.amp, workers=args.workers,
+        save_every=args.save_every, max_minutes=args.max_minutes, seed=args.seed, progress=not args.no_progress,
+    )
+    print(f"step {result.step} ({result.steps_this_run} this run, {result.seconds:.0f} s), "
+          f"mean loss of the last 100 steps {result.mean_loss_last_100:.5f} → {result.checkpoint}")
+    return 0
+
+
+def _cmd_train_distill(args: argparse.Namespace) -> int:
+    from bench.distill import train_distill
+
+    result = train_distill(
+        args.labels, args.images, args.out, kind=args.kind, fr=args.fr, fr_weights=args.fr_weights,
+        epochs=args.epochs, batch_size=args.batch_size, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
+        backbone_tensors=args.backbone_tensors, val_every=args.val_every, beta=args.beta, min_images=args.min_images,
+        epsilon=args.epsilon, theta=args.theta, device=args.device, amp=not args.no_amp, seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(f"{args.kind}: best validation loss {result.best_val_loss:.5f} after {result.epochs} epoch(s) "
+          f"({result.n_train} train / {result.n_val} validation, {result.seconds:.0f} s) → {result.checkpoint}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train DifFIQA's DDPM or a distilled regressor (DifFIQA(R), eDifFIQA)")
+    kinds = train.add_subparsers(dest="what", required=True)
+
+    s = kinds.add_parser("ddpm", help="train (or resume) the DifFIQA denoiser on a folder of aligned faces",
+                         description="Paper configuration by default: UNet width 128, mults 1,2,4,8, cosine schedule, "
+                                     "1000 steps, x0 prediction, t in [0, 100), extended degradation training, "
+                                     "Adam 8e-5, EMA 0.995. Training resumes when OUT exists.")
+    s.add_argument("data", type=Path, help="folder of aligned face crops (or a .npy uint8 [N, H, W, 3])")
+    s.add_argument("out", type=Path, help="checkpoint file (resumed when it exists)")
+    s.add_argument("--domain", default="arcface112", choices=["arcface112", "dlib150"],
+                   help="crop domain of the FR model the DDPM serves; scoring refuses another")
+    s.add_argument("--crop-size", type=int)
+    s.add_argument("--image-size", type=int, help="UNet input side (smaller = cheaper CPU model)")
+    s.add_argument("--width", type=int, default=128)
+    s.add_argument("--mults", default="1,2,4,8")
+    s.add_argument("--heads", type=int, default=4)
+    s.add_argument("--dim-head", type=int, default=32)
+    s.add_argument("--steps", type=int, default=100_000)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--lr", type=float, default=8e-5)
+    s.add_argument("--ema-decay", type=float, default=0.995)
+    s.add_argument("--timesteps", type=int, default=1000)
+    s.add_argument("--t-max", type=int, default=100, help="training t uniform in [0, t_max)")
+    s.add_argument("--centre-fraction", type=float, default=1.0, help="central fraction of each image kept before resizing")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--amp", action="store_true", help="mixed precision on GPU")
+    s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--save-every", type=int, default=500)
+    s.add_argument("--max-minutes", type=float, help="stop (and save) after this long")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_train_ddpm)
+
+    s = kinds.add_parser("distill", help="distil DifFIQA scores into an FR backbone + regression head")
+    s.add_argument("labels", type=Path, help="teacher scores: a diffiqa score file, or CSV image_id,quality[,identity]")
+    s.add_argument("images", type=Path, help="folder holding each image_id as an aligned crop of the FR model's domain")
+    s.add_argument("out", type=Path, help="checkpoint file")
+    s.add_argument("--kind", default="diffiqa-r", choices=["diffiqa-r", "ediffiqa"])
+    s.add_argument("--fr", default="dlib-torch", help="PyTorch FR backbone to fine-tune")
+    s.add_argument("--fr-weights", type=Path)
+    s.add_argument("--epochs", type=int, default=1)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr-head", type=float, default=1e-3)
+    s.add_argument("--lr-backbone", type=float, default=1e-4)
+    s.add_argument("--backbone-tensors", type=int, default=100, help="last backbone parameter tensors trained")
+    s.add_argument("--val-every", type=int, default=10, help="every k-th item by label is held out for validation")
+    s.add_argument("--beta", type=float, default=0.2, help="eDifFIQA: top fraction of quality for identity centres")
+    s.add_argument("--min-images", type=int, default=10, help="eDifFIQA: identities with fewer top images are dropped")
+    s.add_argument("--epsilon", type=float, default=0.5, help="eDifFIQA: label adjustment weight")
+    s.add_argument("--theta", type=float, default=0.5, help="eDifFIQA: loss mix of similarity and L1 terms")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--no-amp", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_train_distill)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="bench", description="fiqa-bench: reproduce and extend FIQA evaluations (DifFIQA, IJCB 2023).")
@@ -221,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", type=Path)
     s.add_argument("--results", type=Path, default=None)
     s.set_defaults(func=_cmd_import)
+
+    _add_train(sub)
     return p
 
 

@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[demo] {method:<10} pAUC@0.2={rec['pauc']['0.2']:.3f}  pAUC@0.3={rec['pauc']['0.3']:.3f}  "
                   f"FNMR@1e-3={rec['fnmr_at_0']:.3f}  ({time.perf_counter() - t0:.0f} s)")
         written = build_report(results=results, source=str(results), discard=0.3, out=args.out / "report", tables=None, data_root=None)
-        md = [p for p in written if str(p).endswith(".md")]
-        for path in md[:1]:
-            print(Path(path).read_text(encoding="utf-8"))
+        table = [p for p in written if p.parent.name == "tables" and p.name == "pauc.md"]
+        for path in table:
+            print(path.read_text(encoding="utf-8"))
         print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {args.out / 'report'}")
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

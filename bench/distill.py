@@ -259,6 +259,8 @@ def train_distill_arrays(
 
 def read_labels(path: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
     """Teacher labels: a bench score file, or a CSV ``image_id,quality[,identity]``."""
+    if not path.is_file():
+        raise DataError(f"{path}: teacher label file not found")
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
@@ -266,7 +268,11 @@ def read_labels(path: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
             raise DataError(f"{path}: expected a CSV with columns image_id,quality[,identity]")
         ids = [r["image_id"] for r in rows]
         idents = [r["identity"] for r in rows] if "identity" in rows[0] else None
-        return ids, np.array([float(r["quality"]) for r in rows]), idents
+        try:
+            quality = np.array([float(r["quality"]) for r in rows])
+        except ValueError as exc:
+            raise DataError(f"{path}: a quality value is not a number ({exc})") from None
+        return ids, quality, idents
     from bench.score_store import read_scores
 
     ids, scores, _ = read_scores(path)

@@ -16,13 +16,7 @@ from bench.diffusion.train_ddpm import extended_loss, train_ddpm
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.errors import BenchError, DataError
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine's 2 cores are shared: one thread avoids oversubscription stalls.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(width=8, mults=(1, 2, 4, 8), heads=2, dim_head=8, image_size=32)

@@ -19,12 +19,7 @@ from bench.fr.iresnet import IResNet
 from bench.registry import create
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyTorchFR(TorchFRModel):

@@ -72,3 +72,17 @@ def test_random_quality_is_within_noise_of_one_and_oracle_is_better(lfw_run) -> 
     assert oracle < min(paucs)
     meta = json.loads(next((base / "res" / "runs").glob("*.json")).read_text())
     assert meta["fr_provenance"]["fr_weights_sha256"] != "none"
+
+
+def test_demo_runs_offline_from_the_mirror(lfw_run, tmp_path, monkeypatch, capsys) -> None:
+    """`make demo`'s driver, sharing the aligned crops and embeddings cached above."""
+    from bench.demo import main
+
+    _, base = lfw_run
+    monkeypatch.setenv("BENCH_MIRROR", str(shared_data()))
+    monkeypatch.setenv("BENCH_CACHE", str(base / "cache"))
+    assert main(["--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "pAUC" in out and "random" in out and "ser-fiq" in out
+    assert (tmp_path / "demo" / "report" / "report.html").is_file()
+    assert (tmp_path / "demo" / "report" / "figures" / "edc_grid.png").is_file()

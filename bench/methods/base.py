@@ -91,13 +91,13 @@ class QualityMethod(ABC):
             crops = ctx.crops.get(idx)
             t0 = time.perf_counter()
             scores[start : start + len(idx)] = self.score_batch(crops, idx, ctx)
-            _synchronise(ctx.device)
+            synchronise(ctx.device)
             if k > 0 or len(starts) == 1:
                 per_image.append((time.perf_counter() - t0) / len(idx))
         return ScoreResult(scores=scores, seconds_per_image=per_image)
 
 
-def _synchronise(device: str) -> None:
+def synchronise(device: str) -> None:
     """Wait for queued GPU work so that timings measure it (no-op on CPU)."""
     if device.startswith("cuda"):
         import torch

@@ -17,7 +17,6 @@ batch (up to floating-point differences of batched kernels).
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from bench.diffusion.unet import UNet
 from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel
 from bench.io import sha256_file
-from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, _synchronise
+from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, image_seed, synchronise
 from bench.registry import register_method
 from bench.weights import resolve_weights
 
@@ -57,11 +56,6 @@ class DifFIQAParams:
         return p
 
 
-def image_seed(seed: int, image_id: str) -> int:
-    """A 63-bit generator seed from the run seed and an image id."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(image_id.encode())]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
 def draw_noise(seeds: list[int], views: int, params: DifFIQAParams, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward noise [B, V, n, *shape] and DDIM step noise [steps, B, V, n, *shape], per-image seeded."""
     n_steps = max(0, params.t - 1)  # the last backward step returns x0 and draws nothing
@@ -85,7 +79,7 @@ def perturb(net: UNet, schedule: CosineSchedule, x: torch.Tensor, params: DifFIQ
     t0 = time.perf_counter()
     tt = torch.full((x.shape[0],), params.t, dtype=torch.long, device=dev)
     x_t = schedule.q_sample(x, tt, fwd_noise)
-    _synchronise(str(dev))
+    synchronise(str(dev))
     t1 = time.perf_counter()
     img = x_t
     times = backward_times(params.t)
@@ -98,7 +92,7 @@ def perturb(net: UNet, schedule: CosineSchedule, x: torch.Tensor, params: DifFIQ
             img = x0
         else:
             img = schedule.ddim_step(img, x0, time_now, times[k + 1], params.eta, step_noise[k])
-    _synchronise(str(dev))
+    synchronise(str(dev))
     if timings is not None:
         timings["forward"] += t1 - t0
         timings["backward"] += time.perf_counter() - t1
@@ -150,6 +144,11 @@ class DifFIQA(QualityMethod):
         self.params = DifFIQAParams.from_card(card.get("params", {}), options)
         self.precision = str(options.get("precision", "auto"))
         self.fr_chunk = int(options.get("fr_chunk", 0))
+        # UNet images per forward pass; 0 = all copies of the batch at once (the default on
+        # GPUs). On CPU one pass of hundreds of copies measured 2x slower than passes of one
+        # image's 2n copies (benchmarks/bench_diffiqa.py), so the CPU default is 2n.
+        default = 0 if device.startswith("cuda") else 2 * self.params.repeats
+        self.unet_batch = int(options.get("unet_batch", default))
         self.net: UNet | None = None
         self.ckpt: DDPMCheckpoint | None = None
         self.weights_path: Path | None = None
@@ -199,14 +198,18 @@ class DifFIQA(QualityMethod):
         model_in = to_model(views.flatten(0, 1), size).view(b, v, 1, 3, size, size).expand(-1, -1, p.repeats, -1, -1, -1)
         fwd, steps = draw_noise([image_seed(self.seed, i) for i in ids], v, p, (3, size, size))
         fwd, steps = fwd.to(dev).flatten(0, 2), steps.to(dev).flatten(1, 3)
-        _synchronise(self.device)
+        synchronise(self.device)
         timing["initialization"] = time.perf_counter() - t0
-        x_t, x_hat = perturb(self.net, self.schedule, model_in.flatten(0, 2), p, fwd, steps, self._autocast_dtype(), timing)
+        flat = model_in.flatten(0, 2)
+        chunk = self.unet_batch or len(flat)
+        parts = [perturb(self.net, self.schedule, flat[s : s + chunk], p, fwd[s : s + chunk], steps[:, s : s + chunk],
+                         self._autocast_dtype(), timing) for s in range(0, len(flat), chunk)]
+        x_t, x_hat = torch.cat([a for a, _ in parts]), torch.cat([b for _, b in parts])
         t1 = time.perf_counter()
         crop = self.ckpt.crop_size
         batch = [x] + ([views[:, 1]] if p.flip else []) + ([from_model(x_t, crop)] if p.use_noisy else []) + [from_model(x_hat, crop)]
         emb = torch.nn.functional.normalize(embed_images(fr, torch.cat(batch), self.fr_chunk), dim=1)
-        _synchronise(self.device)
+        synchronise(self.device)
         t2 = time.perf_counter()
         e_x, rest = emb[:b], emb[b:]
         c_flip = None
