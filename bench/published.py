@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import DataError
+from bench.results import read_checked_csv
 
 # The repository is used in place (editable install), so the data sits beside the package.
 PUBLISHED_DIR: Path = Path(__file__).resolve().parent.parent / "results" / "published"
@@ -88,29 +89,7 @@ def source_dir(source: str = DEFAULT_SOURCE) -> Path:
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...]) -> pd.DataFrame:
-    """Read ``path`` as text, check its header, and convert ``numeric`` columns to float.
-
-    Only empty cells become NaN: pandas' default NA spellings ("NA", "n/a", ...) must not
-    silently swallow a label.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: published table not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot parse CSV ({exc})") from exc
-    if tuple(frame.columns) != columns:
-        raise DataError(f"{path}: columns {list(frame.columns)}, expected {list(columns)}")
-    for col in numeric:
-        values = frame[col].mask(frame[col] == "")
-        converted = pd.to_numeric(values, errors="coerce")
-        bad = values.notna() & converted.isna()
-        if bad.any():
-            row = int(bad.idxmax()) + 2  # +1 header line, +1 for 1-based line numbers
-            value = frame.at[bad.idxmax(), col]
-            raise DataError(f"{path}: line {row}: column {col!r} is not a number: {value!r}")
-        frame[col] = converted.astype(float)
-    return frame
+    return read_checked_csv(path, columns, numeric, "published table not found")
 
 
 def load_pauc(source: str = DEFAULT_SOURCE) -> pd.DataFrame:
