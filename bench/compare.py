@@ -17,7 +17,9 @@ from bench.errors import DataError
 from bench.protocol import PairProtocol, Templates
 
 TEMPLATE_QUALITY_RULES = ("min", "mean")
-CHUNK = 1_000_000
+CHUNK = 1 << 24  # elements (float32) held per chunk: 64 MiB
+# Below this many comparisons per subject pair, gathering rows beats block matrix products.
+DENSE_FACTOR = 64
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -69,11 +71,32 @@ class Comparisons:
 
 
 def pair_similarity(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """Cosine similarity of rows ``a[k]`` and ``b[k]`` of unit-norm ``features``, in chunks."""
+    """Cosine similarity of rows ``a[k]`` and ``b[k]`` of unit-norm ``features``.
+
+    Sparse protocols (few comparisons per subject, e.g. LFW) gather the two rows of each
+    comparison in chunks. Dense ones (IJB-C: ~680 comparisons per template) compute blocks
+    of the subject-by-subject similarity matrix with one matrix product each and pick the
+    comparisons from them: far less memory traffic than gathering 2 x 15.6 M rows.
+    Memory stays bounded by ``chunk`` rows either way.
+    """
     out = np.empty(len(a), dtype=np.float32)
-    for start in range(0, len(a), chunk):
-        sl = slice(start, start + chunk)
-        out[sl] = np.einsum("ij,ij->i", features[a[sl]], features[b[sl]])
+    n_subjects = len(features)
+    if len(a) * DENSE_FACTOR < n_subjects * n_subjects:
+        step = max(1, chunk // max(1, features.shape[1]))
+        for start in range(0, len(a), step):
+            sl = slice(start, start + step)
+            out[sl] = np.einsum("ij,ij->i", features[a[sl]], features[b[sl]])
+        return out
+    block = max(1, chunk // n_subjects)
+    order = np.argsort(a, kind="stable")
+    bounds = np.searchsorted(a[order], np.arange(0, n_subjects + block, block))
+    feats_t = np.ascontiguousarray(features.T)
+    for k in range(len(bounds) - 1):
+        if bounds[k] == bounds[k + 1]:
+            continue
+        rows = features[k * block : (k + 1) * block] @ feats_t
+        idx = order[bounds[k] : bounds[k + 1]]
+        out[idx] = rows[a[idx] - k * block, b[idx]]
     return out
 
 

@@ -56,3 +56,14 @@ def test_image_pair_comparisons_match_loop() -> None:
     sims = [emb[i] @ emb[j] / np.linalg.norm(emb[i]) / np.linalg.norm(emb[j]) for i, j in zip(a, b)]
     np.testing.assert_allclose(comps.mated_similarity, np.array(sims)[mated], atol=1e-5)
     np.testing.assert_allclose(comps.nonmated_quality, np.minimum(q[a], q[b])[~mated])
+
+
+def test_dense_and_sparse_similarity_paths_agree() -> None:
+    from bench.compare import normalise, pair_similarity
+
+    rng = np.random.default_rng(3)
+    feats = normalise(rng.normal(size=(50, 8)))
+    a, b = rng.integers(0, 50, 5000), rng.integers(0, 50, 5000)  # dense: 5000 * 64 >= 50 * 50
+    direct = np.einsum("ij,ij->i", feats[a], feats[b])
+    np.testing.assert_allclose(pair_similarity(feats, a, b, chunk=64), direct, atol=1e-6)
+    np.testing.assert_allclose(pair_similarity(feats, a[:10], b[:10], chunk=64), direct[:10], atol=1e-6)
