@@ -109,7 +109,7 @@ def edc_grid(curves: pd.DataFrame, discard: float) -> Rendered:
             if i == len(datasets) - 1:
                 ax.set_xlabel("discard fraction")
         handles = [Line2D([], [], color=colours[m], lw=1.5) for m in methods]
-        fig.legend(handles, methods, loc="outside upper center", ncols=min(len(methods), 6), frameon=False)
+        _legend(fig, handles, methods)
         png, pdf = _save(fig)
     caption = (
         f"Non-interpolated EDC curves (FNMR at FMR = 1e-3 against the fraction of discarded comparisons) "
@@ -155,7 +155,7 @@ def score_distributions(scores: pd.DataFrame) -> Rendered:
         for k in range(len(datasets), nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
         handles = [Line2D([], [], color=colours[m], lw=1.5) for m in methods]
-        fig.legend(handles, methods, loc="outside upper center", ncols=min(len(methods), 6), frameon=False)
+        _legend(fig, handles, methods)
         png, pdf = _save(fig)
     caption = (
         "Quality-score distributions per dataset (cf. Fig. 5): histograms (density, "
@@ -163,3 +163,9 @@ def score_distributions(scores: pd.DataFrame) -> Rendered:
         "normalised per method over all its datasets, so only the shapes, not the raw scales, compare."
     )
     return Rendered("score_distributions", "Quality-score distributions", caption, png, pdf)
+
+
+def _legend(fig: Figure, handles: list, labels: list[str]) -> None:
+    """Legend above the panels, with as many columns as fit the figure's width (~1.2 in each)."""
+    ncols = max(1, min(len(labels), 6, int(fig.get_figwidth() / 1.2)))
+    fig.legend(handles, labels, loc="outside upper center", ncols=ncols, frameon=False)
