@@ -119,13 +119,16 @@ class CropStore:
         assert self._status is not None, "call ensure() first"
         return self._status if indices is None else self._status[indices]
 
-    def flagged(self) -> dict[str, list[str]]:
-        """Image ids whose face was not found (fallback crop), and those skipped as unreadable."""
+    def flagged(self, indices: np.ndarray | None = None) -> dict[str, list[str]]:
+        """Image ids (of ``indices``, default all) whose face was not found (fallback crop),
+        and those skipped as unreadable."""
         assert self._status is not None
         ids = np.asarray(self.dataset.image_ids, dtype=object)
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[np.arange(len(ids)) if indices is None else indices] = True
         return {
-            "no_face_fallback": ids[self._status == FALLBACK].tolist(),
-            "unreadable_skipped": ids[self._status == UNREADABLE].tolist(),
+            "no_face_fallback": ids[keep & (self._status == FALLBACK)].tolist(),
+            "unreadable_skipped": ids[keep & (self._status == UNREADABLE)].tolist(),
         }
 
     def _write_summary(self) -> None:

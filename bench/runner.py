@@ -218,7 +218,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
         "score_file": str(score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
         "quality_rule": cfg.quality_rule, "template_rule": cfg.template_rule,
-        "timings": timings, "flagged": fr_crops.flagged(), **base_metadata(cfg.device),
+        "timings": timings, "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
     }
     if "runtime_breakdown" in score_meta:
         record["runtime_breakdown"] = json.loads(score_meta["runtime_breakdown"])
