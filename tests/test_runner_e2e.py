@@ -144,3 +144,15 @@ def test_missing_weights_are_recorded_as_not_run(tmp_path) -> None:
         _run(tmp_path, "magface")
     entries = json.loads((tmp_path / "res" / "runs" / "not_run.json").read_text())
     assert entries[0]["method"] == "magface" and "magface_epoch_00025.pth" in entries[0]["reason"]
+
+
+def test_check_writes_markdown_drift_report(tmp_path, capsys) -> None:
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "pauc.csv").write_text("discard,fr,method,dataset,pauc,edc_variant,run_id\n"
+                                  "0.3,arcface,DifFIQA,CALFW,0.950,fixed-threshold,r2\n")
+    out = tmp_path / "drift.md"
+    assert main(["check", "--results", str(res), "--report", str(out)]) == 1
+    text = out.read_text()
+    assert "arcface" in text and "CALFW" in text
+    assert "drift" in text and "0.900" in text
