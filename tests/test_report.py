@@ -340,3 +340,17 @@ def test_html_renders_in_headless_chromium(results_report, tmp_path):
         size, src = image.split(":", 1)
         width, height = map(int, size.split("x"))
         assert width > 100 and height > 100 and src == "data:image/png;base64"
+
+
+def test_average_delta_only_when_cells_match_the_published_ones() -> None:
+    from bench.published import load_pauc
+    from bench.report import frames as fr_mod
+
+    pub = load_pauc()
+    pub = pub[pub["discard"] == 0.3]
+    full = pub[pub["method"] == "DifFIQA"]  # every published DifFIQA cell, reproduced exactly
+    partial = pd.DataFrame({"discard": [0.3], "fr": ["arcface"], "method": ["FaceQAN"], "dataset": ["LFW"], "pauc": [0.6]})
+    frame = pd.concat([full[full["dataset"] != "mean"], partial], ignore_index=True)
+    avg = fr_mod.averages(fr_mod.add_means(frame), pub).set_index("method")
+    assert bool(avg.loc["DifFIQA", "comparable"]) and not bool(avg.loc["FaceQAN", "comparable"])
+    assert avg.loc["DifFIQA", "pauc"] == pytest.approx(0.6822, abs=0.00055)

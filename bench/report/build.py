@@ -164,7 +164,7 @@ def results_sections(
             out.append(Section(key, "pAUC", tables.pauc_table(main, discard),
                                tables.pauc_table(main, discard, pub if not pub.empty else None, why)))
         elif key == "average":
-            mine = frames.averages(frames.add_means(main))
+            mine = frames.averages(frames.add_means(main), pub if not pub.empty else None)
             ref = frames.published_averages(reference, discard)
             out.append(Section(key, "Averages", tables.average_table(mine, discard),
                                tables.average_table(mine, discard, ref if not ref.empty else None)))

@@ -119,11 +119,28 @@ def add_means(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([values.assign(n_datasets=np.nan), means], ignore_index=True)
 
 
-def averages(frame: pd.DataFrame) -> pd.DataFrame:
-    """Tables 6/7: per method, the mean over FR models of the per-FR ``mean`` (``n_fr`` of them)."""
+def averages(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Tables 6/7: per method, the mean over FR models of the per-FR ``mean`` (``n_fr`` of them).
+
+    With ``reference`` (published pAUC cells at the same discard), ``comparable`` says whether
+    a method's average covers the same FR models and as many datasets per FR model as the
+    published one: only then is a difference to the published average meaningful.
+    """
     means = frame[(frame["dataset"] == MEAN) & frame["pauc"].notna()]
     out = means.groupby(["discard", "method"], sort=True)["pauc"].agg(["mean", "size"]).reset_index()
-    return out.rename(columns={"mean": "pauc", "size": "n_fr"})
+    out = out.rename(columns={"mean": "pauc", "size": "n_fr"})
+    if reference is None:
+        return out.assign(comparable=True)
+    cells = reference[(reference["dataset"] != MEAN) & reference["pauc"].notna()]
+    expected = cells.groupby(["method", "fr"])["dataset"].nunique()
+    covered = means.set_index(["method", "fr"])["n_datasets"]
+    out["comparable"] = [
+        m in expected.index.get_level_values(0)
+        and set(means.loc[means["method"] == m, "fr"]) == set(expected.loc[m].index)
+        and all(covered.get((m, fr), 0) >= n for fr, n in expected.loc[m].items())
+        for m in out["method"]
+    ]
+    return out
 
 
 def published_pauc(source: str, discard: float) -> pd.DataFrame:

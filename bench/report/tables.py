@@ -232,14 +232,19 @@ def average_table(frame: pd.DataFrame, discard: float, reference: pd.DataFrame |
         rows.append((Cell("published", kind="label"),
                      *(Cell(fmt(pub[m], AVERAGE_DECIMALS), kind="published") if m in pub else Cell("—", kind="missing")
                        for m in methods)))
+        comparable = dict(zip(frame["method"], frame.get("comparable", [True] * len(frame)), strict=True))
         deltas = []
         for m in methods:
             value, ref = rep.get(("average", m)), pub.get(m)
-            delta = value - ref if value is not None and ref is not None else math.nan
+            same_cells = bool(comparable.get(m, False))
+            delta = value - ref if value is not None and ref is not None and same_cells else math.nan
             sign = 0 if math.isnan(delta) or round(delta, AVERAGE_DECIMALS) == 0 else (1 if delta > 0 else -1)
             deltas.append(Cell(fmt_delta(delta, AVERAGE_DECIMALS), kind="delta", sign=sign))
         rows.append((Cell("Δ", kind="label"), *deltas))
     notes = []
+    if reference is not None and "comparable" in frame.columns and not frame["comparable"].all():
+        notes.append("Δ only where the reproduced average covers the same FR models and datasets as the "
+                     "published one; otherwise the two averages are over different cells.")
     if "n_fr" in frame.columns and (frame["n_fr"] < frame["n_fr"].max()).any():
         short = frame[frame["n_fr"] < frame["n_fr"].max()]
         notes.append("Averaged over fewer FR models: " + ", ".join(
