@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bench.errors import BenchError, DataError
+from bench.fr.base import to_pixels
 from bench.io import atomic_path
 
 Kind = Literal["diffiqa-r", "ediffiqa"]
@@ -173,14 +174,10 @@ class DistillResult:
     seconds: float
 
 
-def _pixels(crops: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float()
-
-
 @torch.no_grad()
 def _embed(backbone: PixelBackbone, crops: np.ndarray, batch: int, device: str) -> np.ndarray:
     backbone.eval()
-    return np.concatenate([backbone(_pixels(crops[i : i + batch], device)).float().cpu().numpy()
+    return np.concatenate([backbone(to_pixels(crops[i : i + batch], device)).float().cpu().numpy()
                            for i in range(0, len(crops), batch)])
 
 
@@ -230,7 +227,7 @@ def train_distill_arrays(
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
         t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32)).to(device)  # noqa: E731
         with torch.autocast("cuda", enabled=use_amp):
-            return distill_loss(kind, model, _pixels(crops[idx], device), t(q[idx]), t(teacher[idx]), t(centre_of[idx]), epsilon, theta)
+            return distill_loss(kind, model, to_pixels(crops[idx], device), t(q[idx]), t(teacher[idx]), t(centre_of[idx]), epsilon, theta)
 
     best = float("inf")
     for epoch in range(epochs):

@@ -16,12 +16,13 @@ from tqdm import tqdm
 from bench.crops import CropStore, manifest_hash
 from bench.errors import DataError
 from bench.fr.base import FRModel
+from bench.paths import safe_name
 from bench.io import atomic_write_text
 from bench.provenance import base_metadata
 
 
 def _cache_stem(fr: FRModel, crops: CropStore, flip: bool) -> Path:
-    model = f"{fr.name.replace(':', '_').replace('/', '_')}-{fr.weights_sha256[:12]}"
+    model = f"{safe_name(fr.name)}-{fr.weights_sha256[:12]}"
     tail = "-flip" if flip else ""
     return crops.folder.parent.parent / "embeddings" / model / f"{crops.dataset.name}-{manifest_hash(crops.dataset)}-{crops.domain}{tail}"
 

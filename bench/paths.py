@@ -20,6 +20,11 @@ TEMPLATES_DIR = REPO_ROOT / "reports"
 DEFAULT_RESULTS = Path("bench-results")
 
 
+def safe_name(text: str) -> str:
+    """``text`` usable as one file-name component (``onnx:/a/b.onnx`` -> ``onnx__a_b.onnx``)."""
+    return text.replace(":", "_").replace("/", "_")
+
+
 def _from_env(arg: str | os.PathLike[str] | None, env: str, default: Path | None) -> Path | None:
     if arg is not None:
         return Path(arg)

@@ -115,7 +115,7 @@ def _options_text(cfg: RunConfig) -> str:
 
 def _git_free_id(cfg: RunConfig) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{stamp}-{cfg.method}-{cfg.fr.replace(':', '_').replace('/', '_')[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
+    return f"{stamp}-{cfg.method}-{paths.safe_name(cfg.fr)[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
 
 
 def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel | None, needed: np.ndarray,

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import DataError
 from bench.io import atomic_path
+from bench.paths import safe_name
 
 REQUIRED_METADATA = ("method", "method_version", "higher_is_better", "weights_sha256", "fr", "dataset",
                      "harness_version", "git_commit", "created", "device",
@@ -25,7 +26,7 @@ SCHEMA = pa.schema([("image_id", pa.string()), ("score", pa.float64())])
 
 def score_path(results: Path, method: str, dataset: str, fr: str | None) -> Path:
     """Where the score file of (method, dataset[, fr]) lives under a results folder."""
-    suffix = f"__{fr.replace(':', '_').replace('/', '_')}" if fr else ""
+    suffix = f"__{safe_name(fr)}" if fr else ""
     return Path(results) / "scores" / method / f"{dataset}{suffix}.parquet"
 
 

@@ -17,6 +17,13 @@ import numpy as np
 from bench.cards import Card
 
 
+def to_pixels(crops: np.ndarray, device: Any) -> Any:
+    """RGB crops [N, H, W, 3] (uint8, or float in [0, 255]) as a float torch tensor [N, 3, H, W]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float()
+
+
 class FRModel(ABC):
     """One face-recognition model with its preprocessing, as its card describes."""
 
@@ -58,6 +65,6 @@ class TorchFRModel(FRModel):
     def embed(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        x = to_pixels(crops, self.device)
         with torch.inference_mode():
             return self.forward_images(x).float().cpu().numpy()

@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.cards import Card
 from bench.errors import DataError
+from bench.fr.base import to_pixels
 from bench.methods.base import QualityMethod, ScoreContext
 from bench.weights import resolve_weights, verified_sha256
 
@@ -53,7 +54,7 @@ class CheckpointQuality(QualityMethod):
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        x = to_pixels(crops, self.device)
         if x.shape[-1] != self.spec.size or x.shape[-2] != self.spec.size:
             x = F.interpolate(x, size=(self.spec.size, self.spec.size), mode="bilinear", align_corners=False)
         with torch.inference_mode():

@@ -28,7 +28,7 @@ from bench.diffusion.checkpoint import DDPMCheckpoint, from_model, load_denoiser
 from bench.diffusion.schedule import CosineSchedule, backward_times
 from bench.diffusion.unet import UNet
 from bench.errors import BenchError
-from bench.fr.base import FRModel, TorchFRModel
+from bench.fr.base import FRModel, TorchFRModel, to_pixels
 from bench.io import sha256_file
 from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, image_seed, synchronise
 from bench.registry import register_method
@@ -191,7 +191,7 @@ class DifFIQA(QualityMethod):
         p, dev = self.params, torch.device(self.device)
         timing = dict.fromkeys(STEPS, 0.0)
         t0 = time.perf_counter()
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        x = to_pixels(crops, dev) / 127.5 - 1.0
         views = torch.stack([x, x.flip(-1)], dim=1) if p.flip else x[:, None]  # [B, V, C, H, W]
         b, v = views.shape[:2]
         size = self.ckpt.config.image_size

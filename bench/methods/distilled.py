@@ -18,7 +18,7 @@ import torch
 
 from bench.distill import FORMAT, DistilledModel, Kind, PixelBackbone, fr_backbone, make_head
 from bench.errors import BenchError, DataError
-from bench.fr.base import FRModel
+from bench.fr.base import FRModel, to_pixels
 from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped, read_checkpoint
 from bench.io import sha256_file
 from bench.methods.base import QualityMethod, ScoreContext
@@ -110,7 +110,7 @@ class DistilledQuality(QualityMethod):
         model = self.load()
         if self.crop_size is not None and crops.shape[1:3] != (self.crop_size, self.crop_size):
             raise BenchError(f"{self.name}: expects {self.crop_size}x{self.crop_size} crops, got {crops.shape[1]}x{crops.shape[2]}")
-        pix = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        pix = to_pixels(crops, self.device)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.device.startswith("cuda")):
             return model(pix)[1].float().cpu().numpy().astype(np.float64)
 

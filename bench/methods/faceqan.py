@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.fr.base import FRModel, TorchFRModel
+from bench.fr.base import to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
 from bench.registry import register_method
 
@@ -82,8 +81,7 @@ class FaceQAN(QualityMethod):
         out = np.empty(len(indices))
         for start in range(0, len(indices), per_pass):
             idx = indices[start : start + per_pass]
-            x = torch.from_numpy(np.ascontiguousarray(crops[start : start + len(idx)])).to(ctx.device)
-            x = x.permute(0, 3, 1, 2).float()
+            x = to_pixels(crops[start : start + len(idx)], ctx.device)
             gens = [torch.Generator().manual_seed(image_seed(self.seed, ctx.dataset.image_ids[int(i)])) for i in idx]
             out[start : start + len(idx)] = faceqan_scores(fr.forward_images, x, gens, **opts)
         return out

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.fr.base import TorchFRModel
+from bench.fr.base import TorchFRModel, to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
 from bench.registry import register_method
 
@@ -95,7 +95,7 @@ class SERFIQ(QualityMethod):
         passes = int(given.get("passes", 100))
         rate = float(given.get("dropout", 0.5))
         features_fn, head_fn = embedding_split(fr)
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(ctx.device).permute(0, 3, 1, 2).float()
+        x = to_pixels(crops, ctx.device)
         out = np.empty(len(indices))
         with torch.no_grad():
             feats = features_fn(x)
