@@ -10,9 +10,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import __version__
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from bench.cell import RunConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,7 +25,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from bench.cards import load_cards
 
     kind = {"methods": "method", "datasets": "dataset", "fr": "fr"}[args.what]
+    if args.options and kind == "dataset":
+        raise BenchError("bench list --options: datasets have no options; try bench list methods --options or bench list fr --options")
     for card in load_cards(kind).values():  # type: ignore[arg-type]
+        if args.options:
+            from bench.options import describe
+
+            print(card.name)
+            print("\n".join(f"  {line}" for line in describe(card)) or "  (no options)")
+            continue
         extra = ""
         if kind == "method":
             extra = f" [{'higher' if card.get('higher_is_better') else 'lower'} is better" + (", import-only" if card.get("import_only") else "") + "]"
@@ -45,24 +57,17 @@ def _parse_folds(text: str | None) -> list[int] | None:
         raise BenchError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2, or 'all'") from None
 
 
-def _parse_options(items: list[str] | None) -> dict[str, object]:
-    """``KEY=VALUE`` pairs (--method-option / --fr-option); int, float, true/false, else text."""
+def _parse_options(items: list[str] | None, flag: str) -> dict[str, object]:
+    """``KEY=VALUE`` pairs of ``flag`` (--method-option / --fr-option), values kept as text:
+    bench.options types them by what the card declares."""
     options: dict[str, object] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise BenchError(f"option {item!r}: expected KEY=VALUE")
-        value: object = text
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(text)
-                    break
-                except ValueError:
-                    pass
-        options[key] = value
+        if not sep or not key.strip():
+            raise BenchError(f"{flag} {item!r}: expected KEY=VALUE")
+        if key.strip() in options:
+            raise BenchError(f"{flag} {key.strip()}: given twice ({options[key.strip()]!r} and {text!r}); keep one")
+        options[key.strip()] = text
     return options
 
 
@@ -76,20 +81,80 @@ def _cmd_run(args: argparse.Namespace) -> int:
         edc_variant=args.edc_variant, fmr=args.fmr, discards=tuple(args.discard), folds=_parse_folds(args.folds),
         force=args.force, seed=args.seed, batch_size=args.batch_size, skip_bad=args.skip_bad,
         quality_rule=args.quality_rule, template_rule=args.template_rule, progress=not args.no_progress,
-        method_options=_parse_options(args.method_option), fr_options=_parse_options(args.fr_option),
+        method_options=_parse_options(args.method_option, "--method-option"),
+        fr_options=_parse_options(args.fr_option, "--fr-option"), trust_weights=args.trust_weights,
+        bootstrap=args.bootstrap,
     )
+    if args.plan or args.dry_run or args.executor or args.jobs or args.ray_address or \
+            any("," in (v or "") or v == "all" for v in (args.method, args.fr, args.dataset)):
+        return _run_plan(args, cfg)
+    if not (args.method and args.fr and args.dataset):
+        raise BenchError("bench run: pass --method, --fr and --dataset (comma-separated lists or 'all'), or --plan FILE")
     record = run(cfg)
-    paucs = "  ".join(f"pAUC@{k}={v:.4f}" for k, v in record["pauc"].items())
-    print(f"{record['method']} / {record['fr']} / {record['dataset']}: FNMR@FMR={record['fmr']:g} {record['fnmr_at_0']:.4f} "
-          f"(threshold {record['threshold']:.4f}, {record['n_mated']} mated, {record['n_nonmated']} non-mated)  {paucs}")
+    _print_record(record)
     print(f"run {record['run_id']} → {Path(cfg.results) / 'pauc.csv'}")
     return 0
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from bench import check
+def _print_record(record: dict) -> None:
+    paucs = "  ".join(f"pAUC@{k}={v:.4f}" for k, v in record["pauc"].items())
+    print(f"{record['method']} / {record['fr']} / {record['dataset']}: FNMR@FMR={record['fmr']:g} {record['fnmr_at_0']:.4f} "
+          f"(threshold {record['threshold']:.4f}, {record['n_mated']} mated, {record['n_nonmated']} non-mated)  {paucs}")
 
-    table = check.compare_published(check.load_results(args.results, args.edc_variant), tol=args.tol)
+
+def _run_plan(args: argparse.Namespace, base: RunConfig) -> int:
+    """Several cells (--plan FILE, or lists / 'all' in --method, --fr, --dataset) on an executor."""
+    from bench import plan as plans
+    from bench.executors import execute
+
+    if args.plan and (args.method or args.fr or args.dataset):
+        raise BenchError("--plan FILE names the cells itself: drop --method, --fr and --dataset")
+    if args.plan:
+        plan = plans.load_plan(args.plan)
+    elif args.method and args.fr and args.dataset:
+        plan = plans.from_lists(args.method, args.fr, args.dataset)
+    else:
+        raise BenchError("bench run: pass --method, --fr and --dataset (comma-separated lists or 'all'), or --plan FILE")
+    # Given on the command line, these win over the plan's settings.
+    overrides: dict[str, object] = {"folds": _parse_folds(args.folds)} if args.folds is not None else {}
+    if args.quality_fr:
+        overrides["quality_fr"] = args.quality_fr
+    cells = plans.expand(plan, base, overrides)
+    if args.dry_run:
+        for line in plans.dry_run_lines(cells):
+            print(line, flush=True)
+        print(plans.summary(cells))
+        return 0
+
+    def report(pc: plans.PlanCell, record: dict | None, error: str | None) -> None:
+        if record is not None:
+            _print_record(record)
+        else:
+            print(f"{pc.label}: not run: {error}")
+
+    outcome = execute(cells, args.executor or "local", args.jobs, args.ray_address, on_done=report)
+    print(f"{len(outcome.records)} cell(s) evaluated, {len(outcome.not_run)} not run, {len(outcome.failed)} failed "
+          f"→ {Path(base.results) / 'pauc.csv'}")
+    return 1 if outcome.failed else 0
+
+
+def _check_edc_variant(variant: str | None) -> None:
+    """``--edc-variant`` must name a variant of bench.edc (one error line, not argparse's usage text)."""
+    from bench.edc import VARIANTS
+
+    if variant is not None and variant not in VARIANTS:
+        raise BenchError(f"--edc-variant {variant}: unknown EDC variant; known: {', '.join(VARIANTS)}")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from bench import check, paths
+
+    _check_edc_variant(args.edc_variant)
+    frame = check.load_results(paths.results_dir(args.results))
+    note = check.assumed_note(frame, args.edc_variant)
+    if note:
+        print(note)
+    table = check.compare_published(frame, tol=args.tol, edc_variant=args.edc_variant)
     print(check.format_table(table, show_not_reproduced=args.verbose))
     if args.report:
         from bench.io import atomic_write_text
@@ -99,12 +164,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return check.exit_code(table, args.strict)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench import paths
+    from bench.paired import compare_methods, format_table
+
+    if len(args.method) != 2:
+        raise BenchError(f"--method given {len(args.method)} time(s); pass exactly two, e.g. --method diffiqa --method cr-fiqa")
+    a, b = args.method
+    rows, notes = compare_methods(paths.results_dir(args.results), a, b, args.fr, args.dataset)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if rows:
+        print(format_table(rows, a, b))
+    return 0 if rows else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    import os
+
     from bench.report import build_report
 
-    written = build_report(results=None if args.source == "published" else Path(args.source), source=args.source,
+    _check_edc_variant(args.edc_variant)
+    # The results folder named by BENCH_RESULTS (as `bench check` reads it), else the paper's numbers.
+    source = args.source or os.environ.get("BENCH_RESULTS") or "published"
+    written = build_report(results=None if source == "published" else Path(source), source=source,
                            discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root,
-                           edc_variant=args.edc_variant)
+                           edc_variant=args.edc_variant, published_blocks=not args.no_published_blocks, ci=args.ci,
+                           bands=args.bands)
     for path in written:
         if args.table and path.parent.name == "tables" and path.suffix == ".md":
             print(path.read_text(encoding="utf-8"))
@@ -130,24 +216,36 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from bench.runner import load_dataset
     from bench.score_store import score_path, write_scores
 
+    card = get_card("method", args.method)
+    needs_fr = bool(card.get("needs_fr", False))
+    if needs_fr and not args.fr:
+        raise BenchError(f"{args.method}'s scores depend on the FR model inside it: say which with --fr NAME "
+                         f"(e.g. --fr {card.get('quality_fr') or 'arcface'}); `bench run --fr NAME` then uses them")
+    if args.fr and not needs_fr:
+        raise BenchError(f"--fr {args.fr}: {args.method}'s scores do not depend on an FR model (its card says needs_fr = false); drop --fr")
     ds = load_dataset(args.dataset, args.data_root)
+    path = score_path(args.results, args.method, ds.name, args.fr)
+    if path.exists() and not args.force:
+        raise BenchError(f"{path}: a score file exists already; pass --force to replace it with the imported scores")
     ids, scores, meta = import_scores(args.method, ds, args.file, args.list, args.lower_is_better)
-    needs_fr = bool(get_card("method", args.method).get("needs_fr", False))
-    path = score_path(args.results, args.method, ds.name, args.fr if (args.fr and needs_fr) else None)
-    write_scores(path, ids, scores, meta)
+    write_scores(path, ids, scores, {**meta, "fr": args.fr or "none"})
     print(f"{len(ids)} scores → {path}")
     return 0
 
 
 def _cmd_train_ddpm(args: argparse.Namespace) -> int:
+    from bench.device import check_device
     from bench.diffusion.train_ddpm import train_ddpm
+
+    check_device(args.device)
 
     result = train_ddpm(
         args.data, args.out, domain=args.domain, crop_size=args.crop_size, image_size=args.image_size,
         width=args.width, mults=tuple(int(m) for m in args.mults.split(",")), heads=args.heads, dim_head=args.dim_head,
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, timesteps=args.timesteps,
-        t_max=args.t_max, centre_fraction=args.centre_fraction, device=args.device, amp=args.amp, workers=args.workers,
+        steps=args.steps, batch_size=args.batch_size, recipe=args.recipe, degradation=args.degradation, lr=args.lr,
+        ema_decay=args.ema_decay, timesteps=args.timesteps, t_max=args.t_max, centre_fraction=args.centre_fraction, device=args.device, amp=args.amp, workers=args.workers,
         save_every=args.save_every, max_minutes=args.max_minutes, seed=args.seed, progress=not args.no_progress,
+        trust_weights=args.trust_weights,
     )
     print(f"step {result.step} ({result.steps_this_run} this run, {result.seconds:.0f} s), "
           f"mean loss of the last 100 steps {result.mean_loss_last_100:.5f} → {result.checkpoint}")
@@ -160,7 +258,7 @@ def _cmd_train_distill(args: argparse.Namespace) -> int:
     result = train_distill(
         args.labels, args.images, args.out, kind=args.kind, fr=args.fr, fr_weights=args.fr_weights,
         epochs=args.epochs, batch_size=args.batch_size, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
-        backbone_tensors=args.backbone_tensors, val_every=args.val_every, beta=args.beta, min_images=args.min_images,
+        backbone_tensors=args.backbone_tensors, freeze_rest=args.freeze_rest, val_every=args.val_every, beta=args.beta, min_images=args.min_images,
         epsilon=args.epsilon, theta=args.theta, device=args.device, amp=not args.no_amp, seed=args.seed,
         progress=not args.no_progress,
     )
@@ -176,7 +274,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     s = kinds.add_parser("ddpm", help="train (or resume) the DifFIQA denoiser on a folder of aligned faces",
                          description="Paper configuration by default: UNet width 128, mults 1,2,4,8, cosine schedule, "
                                      "1000 steps, x0 prediction, t in [0, 100), extended degradation training, "
-                                     "Adam 8e-5, EMA 0.995. Training resumes when OUT exists.")
+                                     "BSRGAN degradations, micro-batch 16 x 4 accumulation, Adam 8e-5 betas (0.9, 0.99), "
+                                     "EMA 0.995 every 10 steps (the official trainer). Training resumes when OUT exists.")
     s.add_argument("data", type=Path, help="folder of aligned face crops (or a .npy uint8 [N, H, W, 3])")
     s.add_argument("out", type=Path, help="checkpoint file (resumed when it exists)")
     s.add_argument("--domain", default="arcface112", choices=["arcface112", "dlib150"],
@@ -188,7 +287,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--heads", type=int, default=4)
     s.add_argument("--dim-head", type=int, default=32)
     s.add_argument("--steps", type=int, default=100_000)
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=int, default=16, help="micro-batch size (official: 16, accumulated 4 times)")
+    s.add_argument("--recipe", default="official", choices=["official", "cheap"],
+                   help="official: 4-step gradient accumulation, Adam betas (0.9, 0.99), EMA every 10 steps after 100 "
+                        "copies; cheap: no accumulation, betas (0.9, 0.999), EMA every step with a (1+n)/(10+n) ramp")
+    s.add_argument("--degradation", default="bsrgan", choices=["bsrgan", "cheap"],
+                   help="bsrgan: the official BSRGAN sequence on a 512-px copy; cheap: our approximation at crop size")
     s.add_argument("--lr", type=float, default=8e-5)
     s.add_argument("--ema-decay", type=float, default=0.995)
     s.add_argument("--timesteps", type=int, default=1000)
@@ -199,6 +303,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=0)
     s.add_argument("--save-every", type=int, default=500)
     s.add_argument("--max-minutes", type=float, help="stop (and save) after this long")
+    s.add_argument("--trust-weights", action="store_true",
+                   help="allow resuming from a checkpoint that needs arbitrary objects unpickled (can run code)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_train_ddpm)
@@ -208,13 +314,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     s.add_argument("images", type=Path, help="folder holding each image_id as an aligned crop of the FR model's domain")
     s.add_argument("out", type=Path, help="checkpoint file")
     s.add_argument("--kind", default="diffiqa-r", choices=["diffiqa-r", "ediffiqa"])
-    s.add_argument("--fr", default="dlib-torch", help="PyTorch FR backbone to fine-tune")
+    s.add_argument("--fr", default="cosface", help="PyTorch FR backbone to fine-tune (official: cosface)")
     s.add_argument("--fr-weights", type=Path)
-    s.add_argument("--epochs", type=int, default=1)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--epochs", type=int, help="default: the official 1 (diffiqa-r) or 3 (ediffiqa)")
+    s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--lr-head", type=float, default=1e-3)
     s.add_argument("--lr-backbone", type=float, default=1e-4)
     s.add_argument("--backbone-tensors", type=int, default=100, help="last backbone parameter tensors trained")
+    s.add_argument("--freeze-rest", action="store_true",
+                   help="stop gradients of the other backbone tensors (not official: there they count in the clip norm)")
     s.add_argument("--val-every", type=int, default=10, help="every k-th item by label is held out for validation")
     s.add_argument("--beta", type=float, default=0.2, help="eDifFIQA: top fraction of quality for identity centres")
     s.add_argument("--min-images", type=int, default=10, help="eDifFIQA: identities with fewer top images are dropped")
@@ -231,10 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="bench", description="fiqa-bench: reproduce and extend FIQA evaluations (DifFIQA, IJCB 2023).")
     p.add_argument("--version", action="version", version=f"fiqa-bench {__version__}")
+    p.add_argument("--cards", type=Path, help="extra card folder (DIR/methods, DIR/fr, DIR/datasets; entries importable "
+                                               "from DIR or path/file.py:Class) (default: $BENCH_CARDS)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list registered methods, datasets or FR models (reads cards only)")
     s.add_argument("what", choices=["methods", "datasets", "fr"])
+    s.add_argument("--options", action="store_true", help="list each entry's options: name, type, default, help")
     s.set_defaults(func=_cmd_list)
 
     s = sub.add_parser("datasets", help="show each dataset's expected layout, where it was looked for, and counts")
@@ -244,16 +355,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="score a dataset with a method and FR model, compute EDC and pAUC",
                        description="Compute or reuse scores, embeddings and comparisons for (method, FR model, dataset); "
                                    "append pAUC rows to RESULTS/pauc.csv with curve points and run metadata beside it.")
-    s.add_argument("--method", required=True, help="registered FIQA method (bench list methods)")
-    s.add_argument("--fr", required=True, help="FR model (bench list fr), or onnx:PATH")
-    s.add_argument("--dataset", required=True, help="registered dataset (bench list datasets)")
+    s.add_argument("--method", help="registered FIQA method(s) (bench list methods): a comma-separated list, or all")
+    s.add_argument("--fr", help="FR model(s) (bench list fr), or onnx:PATH: a comma-separated list, or all")
+    s.add_argument("--dataset", help="registered dataset(s) (bench list datasets): a comma-separated list, or all "
+                                     "(every real dataset)")
+    s.add_argument("--plan", type=Path, help="a TOML plan naming the cells and per-method settings (plans/*.toml)")
+    s.add_argument("--dry-run", action="store_true", help="print each cell: runnable with its cost, or why it cannot "
+                                                          "run (recorded in runs/not_run.json); compute nothing")
+    s.add_argument("--executor", choices=["local", "ray"], help="run the cells in this process / --jobs worker "
+                                                                "processes (local, default) or on Ray (pip install "
+                                                                "fiqa-bench[ray])")
+    s.add_argument("--jobs", type=int, help="worker processes (local) or CPUs of the local Ray cluster")
+    s.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one for the run)")
     s.add_argument("--data-root", type=Path, help="data root (default: $BENCH_DATA)")
     s.add_argument("--results", type=Path, default=None, help="results folder (default: $BENCH_RESULTS or ./bench-results)")
     s.add_argument("--cache", type=Path, help="cache for crops and embeddings (default: $BENCH_CACHE or ~/.cache/fiqa-bench)")
     s.add_argument("--weights", type=Path, help="the method's weight file (or a folder; default: $BENCH_WEIGHTS)")
     s.add_argument("--fr-weights", type=Path, help="the FR model's weight file (or a folder; default: $BENCH_WEIGHTS)")
-    s.add_argument("--quality-fr", help="FR model used inside FR-dependent methods (default: --fr); e.g. dlib-torch "
-                                        "for gradient-based methods while --fr dlib gives the evaluation embeddings")
+    s.add_argument("--quality-fr", help="FR model used inside FR-dependent methods (default: the FR model the method's "
+                                        "official code uses, from its card, e.g. cosface for DifFIQA and FaceQAN; else "
+                                        "--fr). 'same' = the evaluation FR model --fr; e.g. dlib-torch for gradient-based "
+                                        "methods while --fr dlib gives the evaluation embeddings")
     s.add_argument("--quality-fr-weights", type=Path, help="weights of --quality-fr")
     s.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
     s.add_argument("--edc-variant", default="fixed-threshold", choices=["fixed-threshold", "recomputed-threshold"],
@@ -261,35 +383,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fmr", type=float, default=1e-3, help="false match rate of the decision threshold (default 1e-3)")
     s.add_argument("--discard", type=float, action="append", default=None, help="pAUC discard limit(s) (default 0.2 and 0.3)")
     s.add_argument("--folds", help="comma-separated protocol folds to use (default all)")
-    s.add_argument("--force", action="store_true", help="recompute the scores even if a score file exists")
+    s.add_argument("--force", action="store_true", help="recompute the scores of this run's images even if the score file "
+                                                        "holds them (imported scores included); other images' scores are kept")
     s.add_argument("--method-option", action="append", metavar="KEY=VALUE",
-                   help="method option (repeatable), e.g. passes=100, calibrate=true, variant=S (see the method card)")
+                   help="method option (repeatable), e.g. passes=100, calibrate=true, variant=S "
+                        "(bench list methods --options)")
     s.add_argument("--fr-option", action="append", metavar="KEY=VALUE",
                    help="FR model option (repeatable), e.g. color=BGR, mean=127.5, std=128 for onnx:PATH models")
+    s.add_argument("--trust-weights", action="store_true",
+                   help="let weight files that need full unpickling load (it can run code from the file: only for "
+                        "files from a source you trust); tensors-only files never need it")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the run metadata) instead of failing")
+    s.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap replicates of each pAUC's 95%% confidence interval (resampling subjects where the "
+                        "protocol knows them; default 1000; 0 skips it)")
     s.add_argument("--quality-rule", default="min", choices=["min", "mean", "product"], help="pair quality from image qualities")
     s.add_argument("--template-rule", default="min", choices=["min", "mean"], help="IJB-C template quality from image qualities")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_run)
 
-    s = sub.add_parser("check", help="compare reproduced pAUC with the published values; exit 1 on drift")
-    s.add_argument("--results", type=Path, required=True, help="results folder holding pauc.csv")
-    s.add_argument("--tol", type=float, default=0.0005, help="per-cell tolerance (default 0.0005, the printed rounding)")
+    s = sub.add_parser("check", help="compare reproduced pAUC with the published values; exit 1 on drift",
+                       description="Compare the paper-protocol rows of RESULTS/pauc.csv (all folds, FMR 1e-3, pair "
+                                   "quality min, the paper's quality FR model, default options) with the published "
+                                   "pAUC; rows run with other settings are listed as 'other protocol (...)', not compared.")
+    s.add_argument("--results", type=Path, help="results folder holding pauc.csv (default: $BENCH_RESULTS, else ./bench-results)")
+    s.add_argument("--tol", type=float, default=0.0005, help="per-cell tolerance (default: 0.0005, the printed rounding)")
     s.add_argument("--strict", action="store_true", help="also fail when a published cell is not reproduced")
-    s.add_argument("--edc-variant", default="fixed-threshold", help="which EDC variant's rows to compare")
-    s.add_argument("--report", type=Path, help="also write the drift table as Markdown to this file")
+    s.add_argument("--edc-variant", default="fixed-threshold",
+                   help="the EDC variant compared with the paper, fixed-threshold or recomputed-threshold (default: "
+                        "fixed-threshold, the paper's); rows of the other variant are listed as other protocol")
+    s.add_argument("--report", type=Path, help="also write the drift table as Markdown to this file (default: none)")
     s.add_argument("--verbose", action="store_true", help="list every not-reproduced published cell too")
     s.set_defaults(func=_cmd_check)
 
+    s = sub.add_parser("compare", help="paired bootstrap test of two methods' pAUC from stored replicates",
+                       description="Per cell (latest run of each method in RESULTS/runs) and pooled over cells: "
+                                   "pAUC A - B, its 95% percentile interval and a two-sided bootstrap p-value, from "
+                                   "the replicates the runs stored (see bench/paired.py). Exit 1 when no cell has both.")
+    s.add_argument("--results", type=Path, help="results folder holding runs/ (default: $BENCH_RESULTS, else ./bench-results)")
+    s.add_argument("--method", action="append", required=True, help="a method to compare; give exactly two")
+    s.add_argument("--fr", help="only cells of this FR model (default: all)")
+    s.add_argument("--dataset", help="only cells of this dataset (default: all)")
+    s.set_defaults(func=_cmd_compare)
+
     s = sub.add_parser("report", help="render the paper's tables and figures (LaTeX, HTML, Markdown, PNG/PDF)")
-    s.add_argument("--discard", type=float, default=0.3, help="pAUC discard limit of the main table and plot range")
-    s.add_argument("--source", default="published", help="'published' or a results folder")
-    s.add_argument("--out", type=Path, default=Path("bench-report"), help="output folder")
-    s.add_argument("--table", action="append", help="only these tables (e.g. datasets, pauc, average, runtime, ablation, breakdown)")
-    s.add_argument("--data-root", type=Path, help="data root, for --table datasets")
-    s.add_argument("--edc-variant", help="which EDC variant's results to show (default fixed-threshold when present)")
+    s.add_argument("--discard", type=float, default=0.3, help="pAUC discard limit of the main table and plot range (default: 0.3)")
+    s.add_argument("--source", help="'published' or a results folder (default: $BENCH_RESULTS when set, else published)")
+    s.add_argument("--out", type=Path, default=Path("bench-report"), help="output folder (default: ./bench-report)")
+    s.add_argument("--table", action="append", help="only these tables (e.g. datasets, pauc, average, runtime, ablation, "
+                                                    "breakdown; default: all)")
+    s.add_argument("--data-root", type=Path, help="data root, for --table datasets (default: none)")
+    s.add_argument("--edc-variant", help="which EDC variant's results to show, fixed-threshold or recomputed-threshold "
+                                         "(default: fixed-threshold when present)")
+    s.add_argument("--no-published-blocks", action="store_true",
+                   help="leave out the published-only section (FR models with no reproduced value)")
+    s.add_argument("--ci", action="store_true", help="print bootstrap intervals as 0.699 ± 0.031 in LaTeX and Markdown "
+                                                    "(the HTML page always has them on hover and behind a toggle)")
+    s.add_argument("--bands", action="store_true", help="shade each EDC curve's pointwise 95%% bootstrap band "
+                                                       "(runs made with --bootstrap N > 0, fixed-threshold)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")
@@ -305,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--list", type=Path, help="text file of image paths, one per line, in the order of the .npy")
     s.add_argument("--lower-is-better", action="store_true", default=None, help="the file's scores are lower-is-better")
-    s.add_argument("--fr", help="FR model the scores depend on (for FR-dependent methods)")
+    s.add_argument("--fr", help="the FR model inside the method's score (required for FR-dependent methods, e.g. "
+                                "SER-FIQ or DifFIQA; refused for the others)")
+    s.add_argument("--force", action="store_true", help="replace an existing score file")
     s.add_argument("--data-root", type=Path)
     s.add_argument("--results", type=Path, default=None)
     s.set_defaults(func=_cmd_import)
@@ -324,9 +479,23 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "discard", None) is None and args.command == "run":
         args.discard = [0.2, 0.3]
     try:
+        if args.cards is not None:
+            from bench.cards import use_cards_folder
+
+            use_cards_folder(args.cards)
         return int(args.func(args))
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        # A module-level import of an optional dependency (torch, cv2, ...) in a module the
+        # command loaded: the same one-line install hint as bench.optional.require gives.
+        from bench.optional import hint_for
+
+        message = hint_for(exc, f"bench {args.command}")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # Output piped into e.g. `head`: stop quietly like other command-line tools.

@@ -17,7 +17,7 @@ from bench import registry
 from bench.cards import Card, load_cards
 from bench.datasets.base import FaceDataset
 from bench.datasets.common import CardLoader
-from bench.errors import BenchError
+from bench.errors import BenchError, DataError
 
 # Table 1's datasets, in the paper's row order.
 PAPER_DATASETS = ("adience", "calfw", "cfp-fp", "cplfw", "ijb-c", "lfw", "xqlfw")
@@ -97,7 +97,13 @@ def _fmt(value: int | None) -> str:
 
 
 def describe(root: Path | None) -> str:
-    """Per dataset card: expected layout, where it looked, found/missing, counts when found."""
+    """Per dataset card: expected layout, where it looked, found/missing, counts when found.
+
+    A ``root`` that is not a folder is an error rather than a list of "missing" datasets.
+    """
+    if root is not None and not Path(root).is_dir():
+        what = "is not a folder" if Path(root).exists() else "not found"
+        raise DataError(f"--data-root {root}: {what}; name the folder holding one subfolder per dataset")
     lines = [f"data root: {root if root is not None else '(none: set --data-root DIR or BENCH_DATA)'}", ""]
     for card in load_cards("dataset").values():
         ds, where, error = _load(card, root)

@@ -15,33 +15,44 @@ import sys
 import time
 from pathlib import Path
 
-from bench import paths
+from bench import paths, resources
 from bench.errors import BenchError
+from bench.plan import PlanCell
 
 DEFAULT_FOLDS = [1, 2]
-QUALITY_FR = "dlib-torch"
+DEMO_PLAN = resources.folder("plans") / "demo.toml"
 
 
-def _methods(ddpm: Path | None, with_slow: bool) -> list[tuple[str, dict]]:
-    """(method, extra RunConfig fields) for the methods the demo can run here."""
-    chosen: list[tuple[str, dict]] = [("random", {}), ("oracle", {}), ("ser-fiq", {"quality_fr": QUALITY_FR})]
-    if with_slow:
-        chosen.append(("faceqan", {"quality_fr": QUALITY_FR}))
-    if ddpm is not None:
-        chosen.append(("diffiqa", {"quality_fr": QUALITY_FR, "method_weights": ddpm}))
+def demo_cells(plan_path: Path, data_root: Path, results: Path, cache: Path, folds: list[int] | None, faceqan: bool,
+               ddpm: Path | None) -> list[PlanCell]:
+    """The cells of the demo plan this demo runs: the plan's methods less FaceQAN (unless
+    ``faceqan``) and DifFIQA (unless a DDPM checkpoint ``ddpm`` is given), on ``folds``."""
+    from bench.cell import RunConfig
+    from bench.plan import expand, load_plan
+
+    base = RunConfig(method="", fr="", dataset="", data_root=data_root, results=results, cache=cache)
+    chosen = []
+    for pc in expand(load_plan(plan_path), base, {"folds": folds}):
+        # FaceQAN only when asked for (slow), DifFIQA only when its DDPM checkpoint exists.
+        if pc.cfg.method == "faceqan" and not faceqan or pc.cfg.method == "diffiqa" and ddpm is None:
+            continue
+        if pc.cfg.method == "diffiqa":
+            pc.cfg.method_weights = ddpm
+        chosen.append(pc)
     return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.executors import execute
     from bench.fetch import fetch
     from bench.report import build_report
-    from bench.runner import RunConfig, run
 
     p = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("demo-out"))
     p.add_argument("--full", action="store_true", help="all ten LFW folds (about 7,700 images; slower)")
     p.add_argument("--folds", default=",".join(map(str, DEFAULT_FOLDS)), help="LFW folds to evaluate (default 1,2)")
     p.add_argument("--faceqan", action="store_true", help="also run FaceQAN (50 forward+backward passes per image)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--ddpm", type=Path, help="DifFIQA DDPM checkpoint (default: $BENCH_WEIGHTS/diffiqa_ddpm.pt if present)")
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -54,15 +65,27 @@ def main(argv: list[str] | None = None) -> int:
             ddpm = w / "diffiqa_ddpm.pt"
         folds = None if args.full else [int(f) for f in args.folds.split(",")]
         results = args.out / "results"
-        for method, extra in _methods(ddpm, args.faceqan):
+        cache = paths.cache_dir(None) if "BENCH_CACHE" in os.environ else args.out / "cache"
+        cells = demo_cells(DEMO_PLAN, data_root, results, cache, folds, args.faceqan, ddpm)
+        print(f"[demo] {len(cells)} cells of {DEMO_PLAN}: "
+              + ", ".join(pc.cfg.method for pc in cells))
+        t0 = time.perf_counter()
+
+        def report(pc: PlanCell, rec: dict | None, error: str | None) -> None:
+            nonlocal t0
+            if rec is None:
+                print(f"[demo] {pc.cfg.method:<10} not run: {error}")
+            else:
+                print(f"[demo] {pc.cfg.method:<10} pAUC@0.2={rec['pauc']['0.2']:.3f}  pAUC@0.3={rec['pauc']['0.3']:.3f}  "
+                      f"FNMR@1e-3={rec['fnmr_at_0']:.3f}  ({time.perf_counter() - t0:.0f} s)")
             t0 = time.perf_counter()
-            rec = run(RunConfig(method=method, fr="dlib", dataset="lfw", data_root=data_root, results=results,
-                                cache=paths.cache_dir(None) if "BENCH_CACHE" in os.environ else args.out / "cache",
-                                folds=folds, **extra))
-            print(f"[demo] {method:<10} pAUC@0.2={rec['pauc']['0.2']:.3f}  pAUC@0.3={rec['pauc']['0.3']:.3f}  "
-                  f"FNMR@1e-3={rec['fnmr_at_0']:.3f}  ({time.perf_counter() - t0:.0f} s)")
+
+        outcome = execute(cells, "local", args.jobs, on_done=report)
+        if outcome.failed or outcome.not_run:
+            return 2
         written = build_report(results=results, source=str(results), discard=0.3, out=args.out / "report", tables=None, data_root=None)
-        table = [p for p in written if p.parent.name == "tables" and p.name == "pauc.md"]
+        # The demo's settings (dlib, folds 1-2) differ from the paper's: its table is pauc-other.md.
+        table = [p for p in written if p.parent.name == "tables" and p.name.startswith("pauc") and p.suffix == ".md"]
         for path in table:
             print(path.read_text(encoding="utf-8"))
         print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {args.out / 'report'}")

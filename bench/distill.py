@@ -1,18 +1,31 @@
 """Distilling DifFIQA into a quality regressor: DifFIQA(R) (IJCB 2023) and eDifFIQA (TBIOM 2024).
 
-Both put a head on an FR backbone's unnormalised features and fine-tune on DifFIQA scores
-min-max normalised to [0, 1]; images sorted by label, every 10th held out for validation.
-Adam with the head at lr 1e-3 and the last ``backbone_tensors`` parameter tensors of the
-backbone at 1e-4 (the official configs use 100; the rest of the backbone is frozen),
-gradient-norm clip 5, AMP on CUDA; the best validation checkpoint is kept.
+Both put a head on an FR backbone's features and fine-tune on DifFIQA scores min-max
+normalised to [0, 1]; images sorted by label, every 10th held out for validation. Defaults
+are the official configurations (DifFIQA ``diffiqa(r)/configs``, eDifFIQA ``configs``):
+backbone CosFace iResNet-100, batch 128, 1 epoch for DifFIQA(R) and 3 for eDifFIQA, Adam with
+the head at lr 1e-3 and the last ``backbone_tensors`` = 100 parameter tensors of the backbone
+at 1e-4, gradient-norm clip 5 over all the model's parameters, AMP on CUDA; after each epoch
+the checkpoint is kept when the validation loss (mean of the per-batch means) is the best yet.
+
+Backbone tensors outside the optimiser: the official trainers leave them trainable
+(``requires_grad``) but not optimised, so they receive gradients that ``optimizer.zero_grad()``
+never clears (it clears only the optimiser's tensors) and that GradScaler never unscales;
+these accumulated gradients count in the clip norm and shrink the clip factor of the trained
+tensors as training goes on. We do the same by default (``freeze_rest=False``), since it
+changes the updates; ``freeze_rest=True`` (``--freeze-rest``) freezes them instead, which
+saves the backward pass through the frozen layers and clips over the trained tensors only.
 
 * ``diffiqa-r``: Linear(D → 1), L1 loss.
 * ``ediffiqa``: MLP D → 1024 → GELU → 1. Label optimisation: identity centres are the mean
   teacher embeddings of each identity's images within the top ``beta`` = 20 % of labels
-  (identities with fewer than 10 such images are dropped from training); the label of an
-  image becomes clamp(q − ε·(1 − cos(f, centre)), 0, 1), ε = 0.5, with f the student's
-  current features. Loss θ·(1 − cos(f, f_teacher)) + (1 − θ)·L1, θ = 0.5, with f_teacher the
-  frozen teacher's embedding of the same image (representation consistency).
+  (identities with fewer than 10 such images are dropped from training, and the labels are
+  min-max normalised over the images kept, as the official ``prepare_data.py`` then
+  ``dataset.py`` do); the training label of an image becomes
+  clamp(q − ε·(1 − cos(f, centre)), 0, 1), ε = 0.5, with f the student's current features.
+  Loss θ·(1 − cos(f, f_teacher)) + (1 − θ)·L1, θ = 0.5, with f_teacher the frozen teacher's
+  embedding of the same image (representation consistency). The validation loss that picks
+  the kept checkpoint uses the unadjusted labels q (official ``validate``).
 
 The model is :class:`DistilledModel` (pixels in [0, 255] → features, quality); the head's
 input width follows the backbone's feature width (512 for iResNets, 128 for dlib).
@@ -32,12 +45,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError, DataError, MissingWeightsError
 from bench.fr.base import to_pixels
 from bench.io import atomic_path
+from bench.optional import require
 
 Kind = Literal["diffiqa-r", "ediffiqa"]
 FORMAT = "fiqa-bench/distill-v1"
+#: Training epochs of the official configurations.
+OFFICIAL_EPOCHS: dict[str, int] = {"diffiqa-r": 1, "ediffiqa": 3}
+#: The FR backbone of the official trainers (``load_cosface`` / ``backbone_model: "cosface"``).
+OFFICIAL_FR = "cosface"
 
 
 class MLPHead(nn.Module):
@@ -136,25 +154,33 @@ def adjusted_labels(q: torch.Tensor, feat: torch.Tensor, centre: torch.Tensor, e
 def distill_loss(kind: Kind, model: DistilledModel, pixels: torch.Tensor, q: torch.Tensor,
                  teacher: torch.Tensor | None = None, centre: torch.Tensor | None = None,
                  epsilon: float = 0.5, theta: float = 0.5) -> torch.Tensor:
-    """The training loss of one batch (see the module doc)."""
+    """The loss of one batch (see the module doc); eDifFIQA without ``centre`` uses the labels unadjusted."""
     feat, pred = model(pixels)
     if kind == "diffiqa-r":
         return nn.functional.l1_loss(pred.float(), q)
-    assert teacher is not None and centre is not None
-    with torch.no_grad():
-        target = adjusted_labels(q, feat.detach(), centre, epsilon)
+    assert teacher is not None
+    if centre is None:
+        target = q
+    else:
+        with torch.no_grad():
+            target = adjusted_labels(q, feat.detach(), centre, epsilon)
     consistency = (1 - nn.functional.cosine_similarity(feat, teacher.float(), dim=1)).mean()
     return theta * consistency + (1 - theta) * nn.functional.l1_loss(pred.float(), target)
 
 
 def make_optimizer(model: DistilledModel, lr_head: float = 1e-3, lr_backbone: float = 1e-4,
-                   backbone_tensors: int = 100) -> torch.optim.Adam:
-    """Adam over the head and the last ``backbone_tensors`` backbone parameter tensors (others frozen)."""
+                   backbone_tensors: int = 100, freeze_rest: bool = False) -> torch.optim.Adam:
+    """Adam over the head and the last ``backbone_tensors`` backbone parameter tensors.
+
+    The other backbone tensors are not optimised; ``freeze_rest`` also stops their gradients
+    (not official: see the module doc).
+    """
     params = [p for p in model.backbone.net.parameters()]
     tail = params[-backbone_tensors:] if backbone_tensors > 0 else []
-    tail_ids = {id(p) for p in tail}
-    for p in params:
-        p.requires_grad_(id(p) in tail_ids and p.requires_grad)
+    if freeze_rest:
+        tail_ids = {id(p) for p in tail}
+        for p in params:
+            p.requires_grad_(id(p) in tail_ids and p.requires_grad)
     groups: list[dict[str, Any]] = [{"params": list(model.head.parameters()), "lr": lr_head}]
     trainable = [p for p in tail if p.requires_grad]
     if trainable:
@@ -190,44 +216,49 @@ def save_distilled(path: Path, model: DistilledModel, meta: dict[str, Any]) -> N
 
 def train_distill_arrays(
     crops: np.ndarray, quality: np.ndarray, identities: np.ndarray, fr: Any, out: str | Path, *,
-    kind: Kind = "diffiqa-r", epochs: int = 1, batch_size: int = 64, lr_head: float = 1e-3,
-    lr_backbone: float = 1e-4, backbone_tensors: int = 100, val_every: int = 10, beta: float = 0.2,
-    min_images: int = 10, epsilon: float = 0.5, theta: float = 0.5, device: str = "cpu", amp: bool = True,
-    seed: int = 0, progress: bool = True,
+    kind: Kind = "diffiqa-r", epochs: int | None = None, batch_size: int = 128, lr_head: float = 1e-3,
+    lr_backbone: float = 1e-4, backbone_tensors: int = 100, freeze_rest: bool = False, val_every: int = 10,
+    beta: float = 0.2, min_images: int = 10, epsilon: float = 0.5, theta: float = 0.5, device: str = "cpu",
+    amp: bool = True, seed: int = 0, progress: bool = True,
 ) -> DistillResult:
     """Distil teacher scores ``quality`` [N] of crops [N, H, W, 3] (the FR model's domain) into ``fr``.
 
     ``identities`` [N] serve eDifFIQA's centres. See :func:`train_distill` for the arguments.
     """
     start = time.monotonic()
+    epochs = OFFICIAL_EPOCHS[kind] if epochs is None else epochs
     torch.manual_seed(seed)
     out = Path(out)
-    q, lo, hi = normalise_labels(np.asarray(quality, dtype=np.float64))
+    raw = np.asarray(quality, dtype=np.float64)
     backbone = fr_backbone(fr)
     teacher = _embed(backbone, crops, batch_size, device)
     model = DistilledModel(backbone, make_head(kind, teacher.shape[1])).to(device)
-    keep = np.ones(len(q), dtype=bool)
+    keep = np.ones(len(raw), dtype=bool)
     centre_of = np.zeros_like(teacher)
     if kind == "ediffiqa":
-        centres, keep = identity_centres(teacher, q, np.asarray(identities), beta, min_images)
+        # The top-beta threshold is taken on the raw scores, before normalisation (official prepare_data).
+        centres, keep = identity_centres(teacher, raw, np.asarray(identities), beta, min_images)
         if not keep.any():
             raise DataError(f"no identity has {min_images} images in the top {beta:.0%} of labels; eDifFIQA has no centres")
         for i in np.flatnonzero(keep):
             centre_of[i] = centres[identities[i]]
     items = np.flatnonzero(keep)
+    q = np.zeros_like(raw)
+    q[items], lo, hi = normalise_labels(raw[items])
     tr, va = split_every_nth(q[items], val_every)
     train_idx, val_idx = items[tr], items[va]
-    opt = make_optimizer(model, lr_head, lr_backbone, backbone_tensors)
+    opt = make_optimizer(model, lr_head, lr_backbone, backbone_tensors, freeze_rest)
     use_amp = amp and device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(seed)
     meta = {"kind": kind, "fr": fr.name, "domain": fr.domain, "feature_dim": int(teacher.shape[1]),
             "label_min": lo, "label_max": hi, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
 
-    def batch_loss(idx: np.ndarray) -> torch.Tensor:
+    def batch_loss(idx: np.ndarray, adjust: bool = True) -> torch.Tensor:
         t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32)).to(device)  # noqa: E731
         with torch.autocast("cuda", enabled=use_amp):
-            return distill_loss(kind, model, to_pixels(crops[idx], device), t(q[idx]), t(teacher[idx]), t(centre_of[idx]), epsilon, theta)
+            return distill_loss(kind, model, to_pixels(crops[idx], device), t(q[idx]), t(teacher[idx]),
+                                t(centre_of[idx]) if adjust else None, epsilon, theta)
 
     best = float("inf")
     for epoch in range(epochs):
@@ -245,9 +276,9 @@ def train_distill_arrays(
             bar.set_postfix(loss=f"{loss.item():.4f}")
         model.eval()
         with torch.no_grad():
-            losses = [batch_loss(val_idx[s : s + batch_size]).item() * len(val_idx[s : s + batch_size])
+            losses = [batch_loss(val_idx[s : s + batch_size], adjust=False).item()
                       for s in range(0, len(val_idx), batch_size)]
-        val = float(np.sum(losses) / max(1, len(val_idx)))
+        val = float(np.mean(losses)) if losses else float("inf")
         if val < best or not out.exists():
             best = val
             save_distilled(out, model, {**meta, "epoch": epoch + 1, "val_loss": val})
@@ -277,7 +308,7 @@ def read_labels(path: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
 
 
 def train_distill(
-    labels: str | Path, images: str | Path, out: str | Path, *, kind: Kind = "diffiqa-r", fr: str = "dlib-torch",
+    labels: str | Path, images: str | Path, out: str | Path, *, kind: Kind = "diffiqa-r", fr: str = OFFICIAL_FR,
     fr_weights: str | Path | None = None, **kwargs: Any,
 ) -> DistillResult:
     """Train DifFIQA(R) or eDifFIQA from teacher scores; returns the best checkpoint path.
@@ -290,20 +321,28 @@ def train_distill(
         out: checkpoint to write (atomic; the best validation epoch).
         kind: ``diffiqa-r`` (Linear head, L1) or ``ediffiqa`` (MLP head, label optimisation
             and representation consistency).
-        fr, fr_weights: registered PyTorch FR model used as backbone (and teacher).
-        **kwargs: epochs (1), batch_size (64), lr_head (1e-3), lr_backbone (1e-4),
-            backbone_tensors (100), val_every (10), beta (0.2), min_images (10),
+        fr, fr_weights: registered PyTorch FR model used as backbone (and teacher); default
+            CosFace, as the official trainers.
+        **kwargs: epochs (None: 1 for diffiqa-r, 3 for ediffiqa), batch_size (128), lr_head (1e-3),
+            lr_backbone (1e-4), backbone_tensors (100), freeze_rest (False), val_every (10),
+            beta (0.2), min_images (10),
             epsilon (0.5), theta (0.5), device ("cpu"), amp (True: used on CUDA only),
             seed (0), progress (True).
     """
-    import cv2
+    cv2 = require("cv2", "distillation")
 
     from bench.datasets.base import read_rgb
     from bench.registry import create
 
     labels, images = Path(labels), Path(images)
     ids, quality, idents = read_labels(labels)
-    model = create("fr", fr, weights=fr_weights, device=kwargs.get("device", "cpu"))
+    try:
+        model = create("fr", fr, weights=fr_weights, device=kwargs.get("device", "cpu"))
+    except MissingWeightsError as exc:
+        if fr != OFFICIAL_FR:
+            raise
+        raise MissingWeightsError(f"{exc} — CosFace is the official {kind} backbone; give its weights with "
+                                  "--fr-weights, or pick another PyTorch backbone with --fr (e.g. --fr dlib-torch)") from None
     first = read_rgb(images / ids[0])
     size = first.shape[0]
     crops = np.stack([c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)

@@ -1,50 +1,84 @@
-"""FR embeddings of a dataset, cached per (FR model + weights, dataset manifest, flip).
+"""FR embeddings of a dataset, cached per (FR provenance, dataset manifest, domain, flip).
 
 Embedding is the most expensive step after alignment; the cache is a memory-mapped .npy
-plus a done-mask saved after every batch, so an interrupted run resumes where it stopped.
-A JSON file beside it records the provenance (FR model, weights sha256, domain, dataset).
+plus a ``.state.npz`` holding, per row, the sha256 of the source image the row was computed
+from (all zero: not yet embedded), saved after every batch so an interrupted run resumes
+where it stopped. A row
+whose image's source digest (``CropStore.digest_bytes``) changed is recomputed; the others
+are reused. The folder is named by a hash of ``fr.provenance()`` (canonical JSON: model,
+version, weights, domain and the model's options), so changing any of them never reuses
+embeddings; a JSON file beside the cache records that provenance.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from bench.crops import CropStore, manifest_hash
+from bench.crops import UNREADABLE, CropStore, manifest_hash
 from bench.errors import DataError
 from bench.fr.base import FRModel
+from bench.io import atomic_path, atomic_write_text
 from bench.paths import safe_name
-from bench.io import atomic_write_text
 from bench.provenance import base_metadata
 
 
+def provenance_key(fr: FRModel) -> str:
+    """A short hash of the FR model's provenance as canonical JSON."""
+    canonical = json.dumps(fr.provenance(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def _cache_stem(fr: FRModel, crops: CropStore, flip: bool) -> Path:
-    model = f"{safe_name(fr.name)}-{fr.weights_sha256[:12]}"
+    model = f"{safe_name(fr.name)}-{provenance_key(fr)}"
     tail = "-flip" if flip else ""
     return crops.folder.parent.parent / "embeddings" / model / f"{crops.dataset.name}-{manifest_hash(crops.dataset)}-{crops.domain}{tail}"
 
 
+def cached_sources(fr: FRModel, crops: CropStore, flip: bool = False) -> np.ndarray | None:
+    """Read-only: per dataset image, the source sha256 (uint8 [N, 32]) its cached embedding row
+    was computed from (zeros for rows never computed); None when there is no cache yet.
+
+    A row is current when it equals the crop store's digest of the image (what
+    :func:`embed_dataset` checks); dry runs use this to estimate the work left.
+    """
+    stem = _cache_stem(fr, crops, flip)
+    state_path = stem.with_suffix(".state.npz")
+    if not (state_path.is_file() and stem.with_suffix(".npy").is_file()):
+        return None
+    with np.load(state_path) as state:
+        sources = state["sha256"].copy()
+    return sources if sources.shape == (len(crops.dataset), 32) else None
+
+
 def embed_dataset(fr: FRModel, crops: CropStore, indices: np.ndarray, batch_size: int = 64,
                   flip: bool = False, progress: bool = True) -> np.ndarray:
-    """Embeddings float32 [len(dataset), D] with rows ``indices`` filled (others zero).
+    """Embeddings float32 [len(dataset), D] with rows ``indices`` filled; rows of images not
+    asked for, or skipped as unreadable, hold nothing meaningful (callers drop those images).
 
     ``flip`` embeds horizontally flipped crops (for methods that need them).
     """
-    indices = np.asarray(indices, dtype=np.int64)
+    indices = np.unique(np.asarray(indices, dtype=np.int64))
     stem = _cache_stem(fr, crops, flip)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    emb_path, done_path = stem.with_suffix(".npy"), stem.with_suffix(".done.npy")
+    emb_path, state_path = stem.with_suffix(".npy"), stem.with_suffix(".state.npz")
     n = len(crops.dataset)
-    emb: np.ndarray | None = np.load(emb_path, mmap_mode="r+") if emb_path.exists() and done_path.exists() else None
-    done = np.load(done_path) if emb is not None else np.zeros(n, dtype=bool)
-    if emb is not None and emb.shape[0] != n:
+    emb: np.ndarray | None = np.load(emb_path, mmap_mode="r+") if emb_path.exists() and state_path.exists() else None
+    if emb is not None:
+        with np.load(state_path) as state:
+            sources = state["sha256"].copy()
+    else:
+        sources = np.zeros((n, 32), dtype=np.uint8)
+    if emb is not None and (emb.shape[0] != n or sources.shape != (n, 32)):
         raise DataError(f"{emb_path}: cached embeddings have {emb.shape[0]} rows, dataset has {n}; delete the file")
-    todo = indices[~done[indices]]
-    if len(todo):
-        crops.ensure(todo, progress=progress)
+    crops.ensure(indices, progress=progress)
+    current = crops.digest_bytes(indices)
+    usable = crops.status(indices) != UNREADABLE
+    todo = indices[usable & np.any(sources[indices] != current, axis=1)]
     for start in tqdm(range(0, len(todo), batch_size), desc=f"embed {crops.dataset.name} [{fr.name}]",
                       unit="batch", disable=not progress or len(todo) == 0):
         idx = todo[start : start + batch_size]
@@ -60,11 +94,10 @@ def embed_dataset(fr: FRModel, crops: CropStore, indices: np.ndarray, batch_size
         if not np.all(np.isfinite(out)):
             raise DataError(f"{fr.name}: non-finite embedding for {crops.dataset.image_ids[int(idx[0])]} (batch of {len(idx)})")
         emb[idx] = out
-        done[idx] = True
+        sources[idx] = crops.digest_bytes(idx)
         emb.flush()
-        tmp = done_path.with_suffix(".tmp.npy")
-        np.save(tmp, done)
-        tmp.replace(done_path)
+        with atomic_path(state_path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, sha256=sources)
     if emb is None:
         raise DataError("no images to embed")
     return np.asarray(emb)

@@ -1,4 +1,4 @@
-"""Where things live: the repository's card folders, the data root, caches, weights, results.
+"""Where things live: the shipped card folders, the data root, caches, weights, results.
 
 Every location can be set on the command line or by an environment variable, so tests and
 CI point the harness at temporary folders and read-only data mirrors.
@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench import resources
+
+# The checkout this package was imported from (meaningless for an installed wheel: use the
+# folders below, which bench.resources finds in either layout).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-METHOD_CARDS = REPO_ROOT / "methods"
-DATASET_CARDS = REPO_ROOT / "datasets"
-FR_CARDS = REPO_ROOT / "fr"
-PROTOCOLS_DIR = REPO_ROOT / "protocols"
-PUBLISHED_DIR = REPO_ROOT / "results" / "published"
-TEMPLATES_DIR = REPO_ROOT / "reports"
+METHOD_CARDS = resources.folder("methods")
+DATASET_CARDS = resources.folder("datasets")
+FR_CARDS = resources.folder("fr")
+PROTOCOLS_DIR = resources.folder("protocols")
+PUBLISHED_DIR = resources.folder("results/published")
+TEMPLATES_DIR = resources.folder("reports")
 
 DEFAULT_RESULTS = Path("bench-results")
 
@@ -32,6 +36,13 @@ def _from_env(arg: str | os.PathLike[str] | None, env: str, default: Path | None
     if value:
         return Path(value)
     return default
+
+
+def cards_dirs(arg: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Extra card folders: ``--cards DIR`` beats ``BENCH_CARDS`` (several joined by os.pathsep)."""
+    if arg is not None:
+        return [Path(arg)]
+    return [Path(p) for p in os.environ.get("BENCH_CARDS", "").split(os.pathsep) if p]
 
 
 def data_root(arg: str | os.PathLike[str] | None = None) -> Path | None:

@@ -32,6 +32,17 @@ class Templates:
         return int(len(self.template_ids))
 
 
+def _ranges(values: list[int]) -> str:
+    """Sorted integers as runs: ``[1, 2, 3, 5]`` -> ``1-3, 5``."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
 @dataclass(frozen=True)
 class PairProtocol:
     """Mated / non-mated comparisons between subjects (images or templates)."""
@@ -60,12 +71,21 @@ class PairProtocol:
     def n_nonmated(self) -> int:
         return len(self) - self.n_mated
 
-    def select_folds(self, folds: list[int] | None) -> PairProtocol:
-        """The comparisons of the given folds only (all when ``folds`` is None)."""
+    def select_folds(self, folds: list[int] | None, name: str = "this protocol") -> PairProtocol:
+        """The comparisons of the given folds only (all when ``folds`` is None).
+
+        A fold the protocol does not have is a DataError naming it and the folds there are
+        (``name``: the dataset, for the message), rather than an empty selection.
+        """
         if folds is None:
             return self
+        shown = ",".join(map(str, folds))
         if self.fold is None:
-            raise DataError("this protocol has no folds to select from")
+            raise DataError(f"--folds {shown}: {name} has no folds; leave --folds out")
+        have = np.unique(self.fold).tolist()
+        missing = [f for f in folds if f not in have]
+        if missing or not folds:
+            raise DataError(f"--folds {shown}: {name} has folds {_ranges(have)}")
         keep = np.isin(self.fold, np.asarray(folds))
         return PairProtocol(self.a[keep], self.b[keep], self.mated[keep], self.fold[keep], self.templates)
 

@@ -8,14 +8,19 @@ import subprocess
 from datetime import datetime, timezone
 from functools import cache
 
-from bench import __version__, paths
+from bench import __version__, resources
+from bench.optional import require
 
 
 @cache
 def git_commit() -> str:
-    """The repository's HEAD commit (with ``-dirty`` when modified), or "unknown"."""
+    """The checkout's HEAD commit (with ``-dirty`` when modified), or "unknown" (also for a wheel
+    install, whose enclosing folder may be some other repository)."""
+    root = resources.checkout()
+    if root is None:
+        return "unknown"
     try:
-        out = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=40"],
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"],
                              capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -25,7 +30,7 @@ def git_commit() -> str:
 def device_description(device: str) -> str:
     """A human-readable name of the device that ran the work (for Table 3)."""
     if device.startswith("cuda"):
-        import torch
+        torch = require("torch", "a CUDA device")
 
         return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
     cpu = platform.processor() or platform.machine()

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import paths
 from bench.errors import DataError
 from bench.results import read_checked_csv
 
-# The repository is used in place (editable install), so the data sits beside the package.
-PUBLISHED_DIR: Path = Path(__file__).resolve().parent.parent / "results" / "published"
+# Shipped package data (bench.resources): the checkout's folder or the wheel's copy.
+PUBLISHED_DIR: Path = paths.PUBLISHED_DIR
 DEFAULT_SOURCE = "diffiqa_ijcb2023"
 
 PAPER_METHODS: tuple[str, ...] = (

@@ -1,8 +1,11 @@
 """``bench run``: scores + embeddings + protocol → EDC → pAUC rows, curve points, run metadata.
 
-Every stage is cached on disk (crops and embeddings in the cache folder, scores in the
-results folder), so an interrupted run resumes and a repeated run only recomputes the EDC.
-``force`` recomputes the scores (crops and embeddings are keyed by content and reused).
+A run resolves its cell first (:mod:`bench.cell`: every option, file and weight checked
+before any heavy work), then runs the stages, each cached on disk: crops and embeddings
+(keyed by the content of each source image, in the cache folder), scores (per image, in the
+results folder, checkpointed per batch: :mod:`bench.scoring`), and finally comparisons and
+EDC, appended to ``pauc.csv`` with the cell's full identity (:data:`bench.results.IDENTITY`)
+so no setting that changes a number can be confused with another.
 """
 
 from __future__ import annotations
@@ -17,157 +20,82 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench import edc as edc_engine
-from bench import paths, registry
+from bench import paths
+from bench.cell import (DEFAULT_DISCARDS, SAME_FR, Cell, RunConfig, clear_not_run, create_fr, identity, load_dataset,
+                        record_not_run, resolve_cell)
 from bench.compare import compare
-from bench.crops import CropStore
-from bench.datasets.base import FaceDataset
+from bench.crops import UNREADABLE, CropStore
 from bench.embeddings import embed_dataset
-from bench.errors import BenchError, DataError, MissingWeightsError
-from bench.fr.base import FRModel
 from bench.io import append_text, atomic_path, atomic_write_text
-from bench.methods.base import QualityMethod, ScoreContext
 from bench.protocol import PairProtocol
-from bench.results import PAUC_COLUMNS
 from bench.provenance import base_metadata
-from bench.score_store import read_scores, score_path, scores_for, write_scores
+from bench.results import PAUC_COLUMNS
+from bench.scoring import score_cell
 
-DEFAULT_DISCARDS = (0.2, 0.3)
+BOOTSTRAP_SEED = 2023  # one seed for every method: paired differences use the same resamples
+RECOMPUTED_BOOTSTRAP_LIMIT = 1_000_000
+# Discard fractions at which the EDC band (pointwise bootstrap interval of FNMR) is stored.
+BAND_GRID = np.linspace(0.0, 1.0, 401)
 
-
-@dataclass
-class RunConfig:
-    """Everything ``bench run`` needs; defaults are the paper's conventions."""
-
-    method: str
-    fr: str
-    dataset: str
-    data_root: Path | None = None
-    results: Path = paths.DEFAULT_RESULTS
-    cache: Path | None = None
-    method_weights: Path | None = None
-    fr_weights: Path | None = None
-    quality_fr: str | None = None
-    quality_fr_weights: Path | None = None
-    device: str = "cpu"
-    edc_variant: str = "fixed-threshold"
-    fmr: float = 1e-3
-    discards: tuple[float, ...] = DEFAULT_DISCARDS
-    folds: list[int] | None = None
-    force: bool = False
-    seed: int = 0
-    batch_size: int = 32
-    skip_bad: bool = False
-    quality_rule: str = "min"
-    template_rule: str = "min"
-    progress: bool = True
-    method_options: dict[str, Any] = field(default_factory=dict)
-    fr_options: dict[str, Any] = field(default_factory=dict)
+__all__ = ["DEFAULT_DISCARDS", "SAME_FR", "Cell", "RunConfig", "create_fr", "identity", "load_dataset", "record_not_run",
+           "resolve_cell", "run", "prepare", "Prepared"]
 
 
-def load_dataset(name: str, data_root: Path | None) -> FaceDataset:
-    """Locate and parse dataset ``name`` under the data root."""
-    loader = registry.create("dataset", name)
-    root = paths.data_root(data_root)
-    if root is None and name != "synthetic":
-        raise DataError(f"dataset {name}: no data root; pass --data-root DIR or set BENCH_DATA (see datasets/{name}.toml)")
-    return loader.load(Path(root) if root is not None else Path("."))
+def _text(value: Any) -> str:
+    """A bound for pauc.csv: full precision, empty when undefined."""
+    return "" if value == "" or value is None or not np.isfinite(float(value)) else repr(float(value))
 
 
-def create_fr(spec: str, weights: Path | None, device: str, options: dict[str, Any] | None = None) -> FRModel:
-    """The FR model of ``--fr``: a registered name, or ``onnx:PATH``."""
-    name, _, arg = spec.partition(":")
-    if name == "onnx":
-        if not arg:
-            raise BenchError("--fr onnx:PATH needs the path of an ONNX model")
-        return registry.create("fr", "onnx", weights=Path(arg), device=device, **(options or {}))
-    return registry.create("fr", spec, weights=weights, device=device, **(options or {}))
+def _bootstrap(cell: Cell, protocol: PairProtocol, comps: Any, runs_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """The cell's bootstrap interval (writes ``runs/<run_id>.boot.npz``), or None when skipped.
+
+    Every method of a cell draws the same resamples (one fixed seed, the same units), so the
+    stored replicates of two methods give their paired difference (``bench compare``).
+    """
+    from bench import bootstrap
+
+    cfg = cell.cfg
+    if cfg.bootstrap <= 0:
+        return None
+    if cfg.edc_variant != "fixed-threshold" and len(comps.nonmated_similarity) > RECOMPUTED_BOOTSTRAP_LIMIT:
+        # The recomputed-threshold replicate has no tail shortcut: ~10 s each at IJB-C size.
+        return {"skipped": f"recomputed-threshold bootstrap above {RECOMPUTED_BOOTSTRAP_LIMIT:,} non-mated comparisons"}
+    units = bootstrap.units_from_dataset(cell.dataset, protocol)
+    return bootstrap.bootstrap_run(runs_dir, run_id, comps.mated_similarity, comps.mated_quality,
+                                   comps.nonmated_similarity, units, cfg.discards, cfg.fmr, replicates=cfg.bootstrap,
+                                   seed=BOOTSTRAP_SEED, variant=cfg.edc_variant, nonmated_quality=comps.nonmated_quality,
+                                   band_grid=BAND_GRID)
 
 
-def _fr_label(cfg: RunConfig) -> str:
-    """The FR model a method's scores depend on: ``--quality-fr``, else the evaluation FR."""
-    return cfg.quality_fr or cfg.fr
-
-
-def record_not_run(results: Path, cfg: RunConfig, reason: str) -> None:
-    """Add (or refresh) a ``runs/not_run.json`` entry saying why a cell could not be run."""
-    path = results / "runs" / "not_run.json"
-    entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    key = {"fr": cfg.fr, "method": cfg.method, "dataset": cfg.dataset}
-    entries = [e for e in entries if {k: e.get(k) for k in key} != key] + [{**key, "reason": reason}]
-    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True))
-
-
-def _clear_not_run(results: Path, cfg: RunConfig) -> None:
-    path = results / "runs" / "not_run.json"
-    if path.is_file():
-        key = {"fr": cfg.fr, "method": cfg.method, "dataset": cfg.dataset}
-        entries = [e for e in json.loads(path.read_text(encoding="utf-8")) if {k: e.get(k) for k in key} != key]
-        atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True))
-
-
-def _options_text(cfg: RunConfig) -> str:
-    """Method options as canonical JSON: part of what a reusable score file must match."""
-    return json.dumps(cfg.method_options, sort_keys=True)
-
-
-def _git_free_id(cfg: RunConfig) -> str:
+def _run_id(cfg: RunConfig) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"{stamp}-{cfg.method}-{paths.safe_name(cfg.fr)[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
 
 
-def _score(method: QualityMethod, cfg: RunConfig, ds: FaceDataset, fr: FRModel | None, needed: np.ndarray,
-           crops: CropStore, embeddings: Any, timings: dict[str, float]) -> tuple[Path, np.ndarray, dict[str, str]]:
-    """Reuse or compute the score file; returns (path, native scores per image, metadata)."""
-    path = score_path(cfg.results, method.name, ds.name, _fr_label(cfg) if method.needs_fr else None)
-    if path.exists() and not cfg.force:
-        ids, _, meta = read_scores(path)
-        have = set(ids)
-        same_setup = (meta.get("method_version") == str(method.card.get("version")) and meta.get("seed") == str(cfg.seed)
-                      and meta.get("method_options") == _options_text(cfg))
-        if same_setup and all(ds.image_ids[i] in have for i in needed):
-            return path, scores_for(path, ds.image_ids, needed), meta
-    ctx = ScoreContext(dataset=ds, fr=fr, crops=crops, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
-                       cache_dir=paths.cache_dir(cfg.cache), embeddings=embeddings, progress=cfg.progress)
-    t0 = time.perf_counter()
-    result = method.score_dataset(needed, ctx)
-    timings["score"] = time.perf_counter() - t0
-    spi = np.asarray(result.seconds_per_image, dtype=np.float64)
-    meta: dict[str, Any] = {
-        "method": method.name, "method_version": method.card.get("version"),
-        "higher_is_better": method.card.get("higher_is_better"), "weights_sha256": method.weights_sha256,
-        "fr": _fr_label(cfg) if method.needs_fr else "none", "quality_fr_weights_sha256": fr.weights_sha256 if fr else "none", "dataset": ds.name, **base_metadata(cfg.device),
-        "seconds_per_image_mean": float(spi.mean()) if spi.size else float("nan"),
-        "seconds_per_image_std": float(spi.std()) if spi.size else float("nan"),
-        "n_timed_batches": int(spi.size), "seed": cfg.seed, "method_options": _options_text(cfg),
-    }
-    for key, value in result.extra.items():
-        meta[key] = json.dumps(value)
-    write_scores(path, [ds.image_ids[i] for i in needed], result.scores, meta)
-    return path, scores_for(path, ds.image_ids, needed), {k: str(v) for k, v in meta.items()}
+@dataclass
+class Prepared:
+    """A resolved cell with its shared work done: crops and embeddings of the images it compares."""
+
+    cell: Cell
+    needed: np.ndarray  # images the protocol compares
+    scored: np.ndarray  # of those, the readable ones (unreadable are dropped only with --skip-bad)
+    usable: np.ndarray  # bool per dataset image
+    fr_crops: CropStore
+    method_crops: CropStore
+    embeddings: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
-    """Run one (method, FR model, dataset) evaluation and append its results; returns the run record."""
-    if cfg.edc_variant not in edc_engine.VARIANTS:
-        raise BenchError(f"unknown --edc-variant {cfg.edc_variant!r}; known: {', '.join(edc_engine.VARIANTS)}")
-    timings: dict[str, float] = {}
-    try:
-        ds = load_dataset(cfg.dataset, cfg.data_root)
-        ds.check_files()
-        fr = create_fr(cfg.fr, cfg.fr_weights, cfg.device, cfg.fr_options)
-        method: QualityMethod = registry.create("method", cfg.method, weights=cfg.method_weights, device=cfg.device,
-                                                seed=cfg.seed, **cfg.method_options)
-    except (DataError, MissingWeightsError) as exc:
-        # Reports show the cell as "not run" with this reason instead of leaving it blank.
-        record_not_run(Path(cfg.results), cfg, str(exc))
-        raise
-    protocol = ds.protocol.select_folds(cfg.folds)
+def prepare(cell: Cell) -> Prepared:
+    """Align and embed the cell's images (cached: a second call only checks the caches)."""
+    cfg, ds, fr = cell.cfg, cell.dataset, cell.fr
     cache = paths.cache_dir(cfg.cache)
-    needed = protocol.used_images()
-
+    needed = cell.protocol.used_images()
+    timings: dict[str, float] = {}
     fr_crops = CropStore(ds, fr.domain, cache, skip_bad=cfg.skip_bad)
     t0 = time.perf_counter()
     fr_crops.ensure(needed, progress=cfg.progress)
@@ -175,23 +103,28 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     embeddings = embed_dataset(fr, fr_crops, needed, batch_size=max(cfg.batch_size, 16), progress=cfg.progress)
     timings["embed"] = time.perf_counter() - t0
+    usable = fr_crops.status() != UNREADABLE
+    method_crops = fr_crops
+    if cell.method is not None:
+        domain = cell.method.domain(cell.qfr)
+        if domain != fr.domain:
+            method_crops = CropStore(ds, domain, cache, skip_bad=cfg.skip_bad)
+    return Prepared(cell, needed, needed[usable[needed]], usable, fr_crops, method_crops, embeddings, timings)
 
-    # A method may use its own FR model (e.g. FaceQAN needs a differentiable one) while the
-    # evaluation embeddings come from --fr, as in the paper where DifFIQA uses CosFace throughout.
-    qfr = fr
-    if method.needs_fr and cfg.quality_fr and cfg.quality_fr != cfg.fr:
-        qfr = create_fr(cfg.quality_fr, cfg.quality_fr_weights, cfg.device)
-    domain = method.domain(qfr)
-    method_crops = fr_crops if domain == fr.domain else CropStore(ds, domain, cache, skip_bad=cfg.skip_bad)
-    score_file, native, score_meta = _score(method, cfg, ds, qfr if method.needs_fr else None, needed, method_crops,
-                                            lambda: embeddings, timings)
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Run one (method, FR model, dataset) evaluation and append its results; returns the run record."""
+    cell = resolve_cell(cfg)
+    prep = prepare(cell)
+    timings = prep.timings
+    fr, protocol, needed, usable, fr_crops, embeddings = (cell.fr, cell.protocol, prep.needed, prep.usable,
+                                                          prep.fr_crops, prep.embeddings)
+    native, score_meta = score_cell(cell, prep.scored, prep.method_crops, fr_crops.digests(prep.scored),
+                                    lambda: embeddings, timings)
     # The score file's own orientation wins: imported scores may override the card's.
-    higher = score_meta.get("higher_is_better", str(method.card.get("higher_is_better")))
+    higher = score_meta.get("higher_is_better", str(cell.method_card.get("higher_is_better")))
     quality = native if higher == "True" else -native
 
-    # Images skipped as unreadable (only with --skip-bad) drop out with their comparisons.
-    status = fr_crops.status()
-    usable = status != 3
     keep = usable[protocol.a] & usable[protocol.b] if protocol.templates is None else np.ones(len(protocol), bool)
     protocol = PairProtocol(protocol.a[keep], protocol.b[keep], protocol.mated[keep],
                             None if protocol.fold is None else protocol.fold[keep], protocol.templates)
@@ -204,28 +137,37 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     paucs = {float(d): edc_engine.pauc(curve, d) for d in cfg.discards}
     timings["edc"] = time.perf_counter() - t0
 
-    run_id = _git_free_id(cfg)
+    run_id = _run_id(cfg)
     results = Path(cfg.results)
-    curve_frame = pd.DataFrame({"discard_fraction": curve.discard_fraction, "fnmr": curve.fnmr})
+    t0 = time.perf_counter()
+    boot = _bootstrap(cell, protocol, comps, results / "runs", run_id)
+    timings["bootstrap"] = time.perf_counter() - t0
+    ident = identity(cell)
+    counts = {"n_mated": int(len(comps.mated_similarity)), "n_nonmated": int(len(comps.nonmated_similarity))}
+    # The curve file carries the cell's identity too, so a curve is never read as another cell's.
+    curve_table = pa.table({"discard_fraction": curve.discard_fraction, "fnmr": curve.fnmr})
+    curve_table = curve_table.replace_schema_metadata({k: str(v) for k, v in {**ident, **counts, "run_id": run_id}.items()})
     with atomic_path(results / "curves" / f"{run_id}.parquet") as tmp:
-        curve_frame.to_parquet(tmp, index=False)
+        pq.write_table(curve_table, tmp)
     record: dict[str, Any] = {
-        "run_id": run_id, "method": method.name, "fr": cfg.fr, "quality_fr": _fr_label(cfg) if method.needs_fr else None, "dataset": ds.name, "edc_variant": cfg.edc_variant,
-        "fmr": cfg.fmr, "threshold": float(curve.threshold), "fnmr_at_0": float(curve.fnmr[0]),
-        "n_mated": int(len(comps.mated_similarity)), "n_nonmated": int(len(comps.nonmated_similarity)),
-        "n_images": int(len(needed)), "folds": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},
+        "run_id": run_id, **ident, "threshold": float(curve.threshold), "fnmr_at_0": float(curve.fnmr[0]), **counts,
+        "n_images": int(len(needed)), "folds_selected": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},
         "seconds_per_image_mean": float(score_meta.get("seconds_per_image_mean", "nan")),
         "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
-        "score_file": str(score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
-        "quality_rule": cfg.quality_rule, "template_rule": cfg.template_rule,
+        "score_file": str(cell.score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
         "timings": timings, "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
     }
     if "runtime_breakdown" in score_meta:
         record["runtime_breakdown"] = json.loads(score_meta["runtime_breakdown"])
+    record["bootstrap"] = boot
     atomic_write_text(results / "runs" / f"{run_id}.json", json.dumps(record, indent=1, sort_keys=True, default=str))
-    _clear_not_run(results, cfg)
+    clear_not_run(results, cfg)
+    rows = []
+    for d, v in paucs.items():
+        lo, hi = boot.get("interval", {}).get(repr(d), ("", "")) if boot else ("", "")
+        row = {**ident, **counts, "discard": d, "pauc": repr(v), "pauc_lo": _text(lo), "pauc_hi": _text(hi), "run_id": run_id}
+        rows.append([row[c] for c in PAUC_COLUMNS])
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(
-        (d, cfg.fr, method.name, ds.name, repr(v), cfg.edc_variant, run_id) for d, v in paucs.items())
+    csv.writer(buf, lineterminator="\n").writerows(rows)
     append_text(results / "pauc.csv", buf.getvalue(), header=",".join(PAUC_COLUMNS) + "\n")
     return record

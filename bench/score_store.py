@@ -1,13 +1,18 @@
 """Score files: one parquet per (method, dataset[, FR model]) with provenance in its metadata.
 
-Schema: ``image_id`` (string), ``score`` (float64, the method's *native* orientation). The
-parquet key-value metadata holds method, method_version, higher_is_better, weights_sha256,
-fr, dataset, harness_version, git_commit, created, device, seconds_per_image_mean/std.
-Writes are atomic; reads validate ids and values and fail with one line naming the file.
+Schema: ``image_id`` (string), ``score`` (float64, the method's *native* orientation), and
+optionally ``source_sha256`` (string: the sha256 of the image file each score was computed
+from, so a replaced image is re-scored instead of silently reusing its old score; absent for
+imported scores and for methods that never read pixels). The parquet key-value metadata holds
+method, method_version, higher_is_better, weights_sha256, fr, dataset, harness_version,
+git_commit, created, device, seconds_per_image_mean/std. A file holds scores per image: a later
+run adds the images it scored and keeps the others. Writes are atomic; reads validate ids and
+values and fail with one line naming the file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +27,46 @@ REQUIRED_METADATA = ("method", "method_version", "higher_is_better", "weights_sh
                      "harness_version", "git_commit", "created", "device",
                      "seconds_per_image_mean", "seconds_per_image_std")
 SCHEMA = pa.schema([("image_id", pa.string()), ("score", pa.float64())])
+DIGEST_COLUMN = "source_sha256"
 
 
-def score_path(results: Path, method: str, dataset: str, fr: str | None) -> Path:
-    """Where the score file of (method, dataset[, fr]) lives under a results folder."""
+def score_path(results: Path, method: str, dataset: str, fr: str | None, setup_tag: str = "") -> Path:
+    """Where the score file of (method, dataset[, quality FR][, setup]) lives under a results folder.
+
+    ``setup_tag`` names non-default method options or seed (``""`` for the defaults), so
+    runs with other settings keep their own file instead of replacing the default one.
+    """
     suffix = f"__{safe_name(fr)}" if fr else ""
-    return Path(results) / "scores" / method / f"{dataset}{suffix}.parquet"
+    tag = f"__{setup_tag}" if setup_tag else ""
+    return Path(results) / "scores" / method / f"{dataset}{suffix}{tag}.parquet"
 
 
-def write_scores(path: Path, image_ids: list[str], scores: np.ndarray, metadata: dict[str, object]) -> None:
+@dataclass(frozen=True)
+class ScoreTable:
+    """A score file's content: ids, native scores, per-image source digests (or None), metadata."""
+
+    ids: list[str]
+    scores: np.ndarray
+    digests: list[str] | None
+    meta: dict[str, str]
+
+
+def write_scores(path: Path, image_ids: list[str], scores: np.ndarray, metadata: dict[str, object],
+                 digests: list[str] | None = None) -> None:
     """Validate and write a score file atomically; metadata values are stored as strings."""
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         raise DataError(f"{path}: score metadata lacks {', '.join(missing)}")
     scores = np.asarray(scores, dtype=np.float64)
     _validate(path, list(image_ids), scores)
-    table = pa.Table.from_arrays([pa.array(list(image_ids), pa.string()), pa.array(scores, pa.float64())], schema=SCHEMA)
+    columns = [pa.array(list(image_ids), pa.string()), pa.array(scores, pa.float64())]
+    schema = SCHEMA
+    if digests is not None:
+        if len(digests) != len(scores):
+            raise DataError(f"{path}: {len(digests)} source digests for {len(scores)} scores")
+        columns.append(pa.array(list(digests), pa.string()))
+        schema = schema.append(pa.field(DIGEST_COLUMN, pa.string()))
+    table = pa.Table.from_arrays(columns, schema=schema)
     table = table.replace_schema_metadata({str(k): str(v) for k, v in sorted(metadata.items())})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -45,6 +74,12 @@ def write_scores(path: Path, image_ids: list[str], scores: np.ndarray, metadata:
 
 def read_scores(path: Path) -> tuple[list[str], np.ndarray, dict[str, str]]:
     """Read and validate a score file: (image ids, native scores, metadata)."""
+    table = read_score_table(path)
+    return table.ids, table.scores, table.meta
+
+
+def read_score_table(path: Path) -> ScoreTable:
+    """Read and validate a score file, with its per-image source digests when it has them."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: score file not found")
@@ -52,13 +87,14 @@ def read_scores(path: Path) -> tuple[list[str], np.ndarray, dict[str, str]]:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-    if table.schema.names != SCHEMA.names:
-        raise DataError(f"{path}: columns {table.schema.names}, expected {SCHEMA.names}")
+    if table.schema.names not in (SCHEMA.names, [*SCHEMA.names, DIGEST_COLUMN]):
+        raise DataError(f"{path}: columns {table.schema.names}, expected {SCHEMA.names} (+ optional {DIGEST_COLUMN})")
     ids = [str(x) for x in table.column("image_id").to_pylist()]
     scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
     _validate(path, ids, scores)
+    digests = [str(x) for x in table.column(DIGEST_COLUMN).to_pylist()] if DIGEST_COLUMN in table.schema.names else None
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-    return ids, scores, meta
+    return ScoreTable(ids, scores, digests, meta)
 
 
 def _validate(path: Path, ids: list[str], scores: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Finding model weight files: an explicit ``--weights`` path or ``BENCH_WEIGHTS/<expected name>``.
+"""Finding model weight files: an explicit ``--weights`` / ``--fr-weights`` file or folder, or ``BENCH_WEIGHTS``.
 
 Cards list the expected files (``[[weights]]`` with ``file``, ``sha256`` when known and
 ``source``, where the file is published). A missing file is one error line naming both.
@@ -19,11 +19,19 @@ def expected_weights(card: Card) -> list[dict]:
     return list(card.get("weights", []))
 
 
-def resolve_weights(card: Card, explicit: str | Path | None = None, index: int = 0) -> Path:
+def _in_folder(folder: Path, name: str) -> list[Path]:
+    """Where a folder may hold the card's file ``name``: under its relative path, then by its base name."""
+    return list(dict.fromkeys([folder / name, folder / Path(name).name]))
+
+
+def resolve_weights(card: Card, explicit: str | Path | None = None, index: int = 0, flag: str | None = None) -> Path:
     """Path of weight file ``index`` of ``card``; MissingWeightsError when absent.
 
-    ``explicit`` may be the file itself or a folder holding the expected file name.
+    ``explicit`` may be the file itself or a folder, looked into exactly as ``BENCH_WEIGHTS``
+    is. ``flag`` is the command-line option that gives it, for the message (default
+    ``--fr-weights`` for FR models, ``--weights`` for methods).
     """
+    flag = flag or ("--fr-weights" if card.kind == "fr" else "--weights")
     entries = expected_weights(card)
     if not entries:
         raise MissingWeightsError(f"{card.path}: {card.name} declares no weight files")
@@ -32,13 +40,14 @@ def resolve_weights(card: Card, explicit: str | Path | None = None, index: int =
     candidates: list[Path] = []
     if explicit is not None:
         p = Path(explicit)
-        candidates.append(p / Path(name).name if p.is_dir() else p)
+        candidates += _in_folder(p, name) if p.is_dir() else [p]
     elif (root := paths.weights_dir()) is not None:
-        candidates += [root / name, root / Path(name).name]
+        candidates += _in_folder(root, name)
     for cand in candidates:
         if cand.is_file():
             return cand
-    where = f"looked at {', '.join(map(str, candidates))}" if candidates else "pass --weights PATH or set BENCH_WEIGHTS"
+    hint = f"pass {flag} FILE_OR_FOLDER or set BENCH_WEIGHTS"
+    where = f"looked at {', '.join(map(str, candidates))}; {hint}" if candidates else hint
     source = entry.get("source", "see the card")
     raise MissingWeightsError(
         f"{card.name}: weight file {name!r} not found ({where}); published at {source}"

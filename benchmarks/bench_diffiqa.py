@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="UNet precision (official: fp32)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     args = ap.parse_args()
     if args.threads:
@@ -86,7 +87,8 @@ def main() -> None:
         copies = 2 * args.repeats
         for label, bs, unet_batch in (("batched", args.batch, 0), (f"batched, UNet passes of {copies}", args.batch, copies),
                                       ("one-by-one", 1, 0)):
-            method = create("method", "diffiqa", weights=path, device=args.device, repeats=args.repeats, unet_batch=unet_batch)
+            method = create("method", "diffiqa", weights=path, device=args.device, repeats=args.repeats, unet_batch=unet_batch,
+                            precision=args.precision)
             ctx = ScoreContext(dataset=ds, fr=fr, crops=ArrayCrops(crops), device=args.device, batch_size=bs, progress=False)
             method.score_dataset(np.arange(min(bs, args.images)), ctx)  # warm-up (allocations, kernels)
             start = time.perf_counter()
@@ -94,7 +96,7 @@ def main() -> None:
             results[label] = (args.images / (time.perf_counter() - start), res)
     n_params = sum(p.numel() for p in net.parameters())
     print(f"DifFIQA scoring, UNet width {args.width} ({n_params / 1e6:.2f} M params) at {args.size}px, n = {args.repeats}, "
-          f"flip, t = 5, {args.images} images, device {args.device}, {torch.get_num_threads()} threads")
+          f"flip, t = 5, {args.images} images, device {args.device}, {args.precision}, {torch.get_num_threads()} threads")
     for label, (ips, _) in results.items():
         ratio = ips / results["one-by-one"][0]
         print(f"  {label:>30}: {ips:8.3f} images/s  ({ratio:.2f}x one-by-one)")

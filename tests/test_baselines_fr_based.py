@@ -163,3 +163,37 @@ def test_serfiq_refuses_unsplittable_model() -> None:
 
     with pytest.raises(BenchError, match="do not reproduce its embedding"):
         SERFIQ(get_card("method", "ser-fiq")).score_batch(_images(2), np.arange(2), _ctx(2, Nonlinear()))
+
+
+class SmallConvFR(TorchFRModel):
+    """Convolutions, BatchNorm and a linear layer: batch-size-dependent CPU kernels, as in a real FR model."""
+
+    domain = "native"
+
+    def __init__(self) -> None:
+        super().__init__(get_card("fr", "synthetic"))
+        torch.manual_seed(0)
+        nn = torch.nn
+        self.module = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.PReLU(32),
+                                    nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.PReLU(64),
+                                    nn.Flatten(), nn.Linear(64 * 16 * 16, 64)).eval()
+        with torch.no_grad():
+            for m in self.module.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+
+    def forward_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module((images - 127.5) / 127.5)
+
+
+def test_faceqan_alone_equals_in_a_batch_of_four_on_a_conv_net() -> None:
+    fr = SmallConvFR()
+    crops = np.random.default_rng(5).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    ctx = _ctx(4, fr)
+    method = FaceQAN(get_card("method", "faceqan"), seed=0, iterations=3, copies=5)
+    together = method.score_batch(crops, np.arange(4), ctx)
+    alone = np.array([method.score_batch(crops[i : i + 1], np.array([i]), ctx)[0] for i in range(4)])
+    np.testing.assert_allclose(together, alone, rtol=1e-7, atol=0)
+    order = [2, 0, 3, 1]
+    np.testing.assert_allclose(method.score_batch(crops[order], np.array(order), ctx), together[order], rtol=1e-7, atol=0)

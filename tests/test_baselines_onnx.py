@@ -84,3 +84,49 @@ def test_import_only_methods_refuse_to_run(name: str) -> None:
     assert isinstance(method, ImportOnlyMethod) and get_card("method", name).get("import_only") is True
     with pytest.raises(BenchError, match="bench import-scores --method " + name):
         method.score_dataset(np.arange(2), None)  # type: ignore[arg-type]
+
+
+def test_lightqnet_and_faceqnet_score_their_official_crop_domains() -> None:
+    from bench.align import get_aligner
+
+    assert get_card("method", "lightqnet").get("input")["domain"] == "lightqnet160"
+    assert get_card("method", "faceqnet").get("input")["domain"] == "mtcnn224"
+    assert get_aligner("lightqnet160").size == 160 and get_aligner("mtcnn224").size == 224
+
+
+def test_lightqnet_alignment_puts_eyes_and_mouth_centre_on_its_template() -> None:
+    import cv2
+
+    from bench.align import get_aligner
+    from bench.align.lightqnet import REFERENCE
+
+    # Landmarks: the template points under a known similarity (scale 1.7, 20 degrees, shift).
+    angle, scale, shift = np.deg2rad(20), 1.7, np.array([40.0, 25.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    eyes_mouth = 160 * REFERENCE
+    corners = np.stack([eyes_mouth[2] + [-12, 0], eyes_mouth[2] + [12, 0]])
+    five = np.vstack([eyes_mouth[:2], [[80, 70]], corners]) @ rot.T + shift
+    image = np.zeros((400, 400, 3), np.uint8)
+    eye = np.round(five[0]).astype(int)
+    cv2.circle(image, (int(eye[0]), int(eye[1])), 6, (255, 255, 255), -1)
+    crop, detected = get_aligner("lightqnet160").align(image, five, pre_aligned=False)
+    assert detected and crop.shape == (160, 160, 3)
+    ys, xs = np.nonzero(crop[:, :, 0] > 128)
+    assert abs(xs.mean() - eyes_mouth[0, 0]) < 1.0 and abs(ys.mean() - eyes_mouth[0, 1]) < 1.0
+
+
+def test_faceqnet_crop_is_the_mtcnn_box_resized(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    from bench.align.mtcnn_box import MtcnnBoxAligner
+
+    class FakeMtcnn:
+        def detect_faces(self, image: np.ndarray) -> list[dict]:
+            return [{"box": [30, 40, 100, 120]}, {"box": [0, 0, 5, 5]}]
+
+    aligner = MtcnnBoxAligner()
+    aligner._mtcnn = FakeMtcnn()
+    image = np.random.default_rng(0).integers(0, 256, (200, 180, 3), dtype=np.uint8)
+    crop, detected = aligner.align(image, np.zeros((5, 2)), pre_aligned=False)
+    want = cv2.resize(np.ascontiguousarray(image[40:160, 30:130]), (224, 224), interpolation=cv2.INTER_LINEAR)
+    assert detected and np.array_equal(crop, want)

@@ -66,3 +66,19 @@ def test_list_and_report_do_not_import_torch() -> None:
 def test_only_bench_is_a_top_level_package() -> None:
     packages = [p.name for p in paths.REPO_ROOT.iterdir() if (p / "__init__.py").exists()]
     assert packages == ["bench"]
+
+
+def test_listing_extra_cards_imports_none_of_their_modules(tmp_path) -> None:
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "heavy_mod.py").write_text("import torch\nraise SystemExit('imported')\n")
+    (tmp_path / "methods" / "heavy.toml").write_text(
+        'name = "heavy"\nentry = "heavy_mod:Heavy"\nversion = "1"\nhigher_is_better = true\ndescription = "d"\n')
+    code = (
+        "import sys\n"
+        "from bench.cli import main\n"
+        f"assert main(['--cards', {str(tmp_path)!r}, 'list', 'methods']) == 0\n"
+        "assert 'torch' not in sys.modules and 'heavy_mod' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=paths.REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "heavy" in out.stdout and "random" in out.stdout

@@ -10,11 +10,11 @@ import torch
 
 from bench.cards import Card
 from bench.datasets.base import FaceDataset
-from bench.diffusion.checkpoint import DDPMCheckpoint, save_checkpoint
+from bench.diffusion.checkpoint import DDPMCheckpoint, load_checkpoint, save_checkpoint
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.errors import BenchError, MissingWeightsError
-from bench.fr.base import FRModel
+from bench.fr.base import FRModel, TorchFRModel
 from bench.methods.base import ScoreContext, image_seed
 from bench.methods.diffiqa import STEPS, DifFIQAParams, combine, draw_noise, perturb
 from bench.protocol import PairProtocol
@@ -158,3 +158,63 @@ def test_runtime_breakdown(checkpoint, data) -> None:
     assert all(len(v) == 2 and v[0] >= 0 and v[1] >= 0 for v in table.values())
     assert table["total"][0] == pytest.approx(sum(table[k][0] for k in STEPS))
     assert len(result.scores) == 3
+
+
+class RecordingTorchFR(TorchFRModel):
+    """A PyTorch stub FR model that records the range of the pixels it is given."""
+
+    domain = "tiny32"
+
+    def __init__(self) -> None:
+        super().__init__(Card(kind="fr", name="torch-stub", entry="tests", path=Path("stub.toml"), data={"version": "1"}))
+        torch.manual_seed(2)
+        self.module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * SIZE * SIZE, 6))
+        self.seen: list[tuple[float, float]] = []
+
+    def forward_images(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen.append((images.min().item(), images.max().item()))
+        return self.module(images / 127.5 - 1)
+
+
+def test_torch_fr_gets_unclipped_floats(checkpoint, data) -> None:
+    crops, _ = data
+    saturated = crops.copy()
+    saturated[:, :4] = 255  # bright rows: noise pushes some pixels above 255
+    saturated[:, -4:] = 0
+    fr = RecordingTorchFR()
+    method = create("method", "diffiqa", weights=checkpoint, repeats=2)
+    method.load(fr)
+    method.score_crops(saturated, ["a.png", "b.png", "c.png"], fr)
+    lo, hi = min(s[0] for s in fr.seen), max(s[1] for s in fr.seen)
+    assert lo < 0 and hi > 255  # the official code feeds the noisy images unclipped
+
+
+def test_defaults_are_official_and_options_change_scores(checkpoint, data, tmp_path) -> None:
+    crops, ctx = data
+    method = create("method", "diffiqa", weights=checkpoint, seed=1, repeats=2)
+    assert (method.options["weights_key"], method.precision, method.params.backward_times) == ("model", "fp32", "official")
+    assert method._autocast_dtype() is None
+    base = method.score_batch(crops, np.arange(3), ctx)
+    # A checkpoint whose EMA weights differ: weights_key picks them; the default does not.
+    ck = load_checkpoint(checkpoint)
+    ck.ema = {k: v + 0.05 * torch.randn_like(v) for k, v in ck.ema.items()}
+    other = tmp_path / "diffiqa_ddpm.pt"
+    save_checkpoint(other, ck)
+    same = create("method", "diffiqa", weights=other, seed=1, repeats=2).score_batch(crops, np.arange(3), ctx)
+    ema = create("method", "diffiqa", weights=other, seed=1, repeats=2, weights_key="ema").score_batch(crops, np.arange(3), ctx)
+    assert np.allclose(same, base, atol=1e-6) and not np.allclose(ema, base, atol=1e-4)
+    bf16 = create("method", "diffiqa", weights=checkpoint, seed=1, repeats=2, precision="bf16")
+    assert bf16._autocast_dtype() is torch.bfloat16
+    assert not np.array_equal(bf16.score_batch(crops, np.arange(3), ctx), base)  # autocast runs on CPU too
+    with pytest.raises(BenchError, match="precision"):
+        create("method", "diffiqa", weights=checkpoint, precision="auto")
+
+
+def test_cards_name_the_official_quality_fr_and_the_a2_reading() -> None:
+    from bench.registry import get_card
+
+    assert get_card("fr", "cosface").name == "cosface"
+    for name in ("diffiqa", "diffiqa-noflip", "diffiqa-noforward", "diffiqa-t20", "faceqan"):
+        card = get_card("method", name)
+        assert card.get("quality_fr") == "cosface" and "official" in card.get("notes", "")
+    assert "no official code" in get_card("method", "diffiqa-noforward").get("notes")

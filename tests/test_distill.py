@@ -121,3 +121,113 @@ def test_official_key_layout_loads(kind, tmp_path) -> None:
     other = "ediffiqa" if kind == "diffiqa-r" else "diffiqa-r"
     with pytest.raises(DataError, match="not a"):
         create("method", other, weights=path).load()
+
+
+def _stub_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """Record what train_distill_arrays feeds the loss: (labels, centre given) per call, and saved epochs."""
+    from bench import distill
+
+    seen: dict[str, list] = {"calls": [], "saved": []}
+    real = distill.distill_loss
+
+    def spy(kind, model, pixels, q, teacher=None, centre=None, epsilon=0.5, theta=0.5):
+        seen["calls"].append((q.clone(), centre is not None, model.training))
+        return real(kind, model, pixels, q, teacher, centre, epsilon, theta)
+
+    monkeypatch.setattr(distill, "distill_loss", spy)
+    monkeypatch.setattr(distill, "save_distilled", lambda path, model, meta: seen["saved"].append(meta) or path.touch())
+    return seen
+
+
+def test_ediffiqa_normalises_labels_after_dropping_identities_and_validates_unadjusted(tmp_path, monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    crops = (rng.random((30, 32, 32, 3)) * 255).astype(np.uint8)
+    # Identity "low" (10 images) holds the global minimum and has no top images: it is dropped,
+    # so the normalisation must span only the 20 images of "p" and "q" (scores 10..29).
+    quality = np.concatenate([np.arange(10, 30, dtype=float), np.arange(0, 10, dtype=float) / 10])
+    identities = np.array(["p"] * 10 + ["q"] * 10 + ["low"] * 10)
+    seen = _stub_run(monkeypatch)
+    res = train_distill_arrays(crops, quality, identities, TinyTorchFR(), tmp_path / "e.pt", kind="ediffiqa",
+                               beta=0.5, min_images=2, backbone_tensors=2, progress=False)
+    assert res.epochs == 3 and seen["saved"][0]["epoch"] == 1
+    assert res.n_train + res.n_val == 20
+    assert (seen["saved"][0]["label_min"], seen["saved"][0]["label_max"]) == (10.0, 29.0)
+    labels = torch.cat([q for q, _, _ in seen["calls"]])
+    assert labels.min().item() == 0.0 and labels.max().item() == 1.0
+    val_calls = [(q, adjusted) for q, adjusted, training in seen["calls"] if not training]
+    train_calls = [(q, adjusted) for q, adjusted, training in seen["calls"] if training]
+    assert val_calls and not any(adjusted for _, adjusted in val_calls)
+    assert train_calls and all(adjusted for _, adjusted in train_calls)
+
+
+def test_validation_loss_is_the_mean_of_batch_means(tmp_path, monkeypatch) -> None:
+    from bench import distill
+
+    rng = np.random.default_rng(1)
+    crops = (rng.random((30, 32, 32, 3)) * 255).astype(np.uint8)
+    quality = rng.random(30)
+    val_losses = iter([1.0, 4.0])  # batches of 2 and 1 validation items: official mean 2.5, per-item 2.0
+    real = distill.distill_loss
+
+    def fake(kind, model, *args, **kwargs):
+        loss = real(kind, model, *args, **kwargs)
+        return loss if model.training else torch.tensor(next(val_losses))
+
+    monkeypatch.setattr(distill, "distill_loss", fake)
+    res = train_distill_arrays(crops, quality, np.array(["a"] * 30), TinyTorchFR(), tmp_path / "r.pt",
+                               kind="diffiqa-r", batch_size=2, backbone_tensors=2, progress=False)
+    assert res.epochs == 1 and res.n_val == 3 and res.best_val_loss == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("freeze_rest", [False, True])
+def test_backbone_tensors_outside_the_optimiser_count_in_the_clip_norm(freeze_rest) -> None:
+    from bench.distill import DistilledModel, PixelBackbone, make_head, make_optimizer
+
+    fr = TinyTorchFR()
+    model = DistilledModel(PixelBackbone(fr.module, fr.forward_images), make_head("diffiqa-r", 8))
+    make_optimizer(model, backbone_tensors=2, freeze_rest=freeze_rest)
+    pixels = torch.rand(4, 3, 32, 32) * 255
+    model(pixels)[1].sum().backward()
+    first = fr.module[0].weight
+    # Official (freeze_rest=False): the first conv is not optimised but gets a gradient.
+    assert (first.grad is None) == freeze_rest
+
+
+def test_train_distill_defaults_are_official(tmp_path, monkeypatch) -> None:
+    from bench.distill import train_distill
+    from bench.errors import MissingWeightsError
+
+    monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path))
+    (tmp_path / "l.csv").write_text("image_id,quality\na/1.png,0.5\n")
+    with pytest.raises(MissingWeightsError, match="CosFace is the official diffiqa-r backbone.*--fr dlib-torch"):
+        train_distill(tmp_path / "l.csv", tmp_path, tmp_path / "o.pt")
+    from bench.cli import build_parser
+
+    args = build_parser().parse_args(["train", "distill", "l.csv", "imgs", "o.pt"])
+    assert (args.fr, args.batch_size, args.epochs, args.freeze_rest) == ("cosface", 128, None, False)
+
+
+def test_ediffiqa_t_loads_an_official_mobilefacenet_file(tmp_path) -> None:
+    from bench.fr.mobilefacenet import MobileFaceNet
+
+    torch.manual_seed(3)
+    net = MobileFaceNet()
+    with torch.no_grad():  # random BatchNorm statistics, so a misplaced key changes the outputs
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    official = OfficialEDifFIQA(net.eval(), MLPHead(512))
+    path = tmp_path / "ediffiqaT.pth"
+    torch.save(official.state_dict(), path)  # as the official train.py saves model.state_dict()
+    state = torch.load(path, weights_only=True)
+    assert "base_model.conv_23.conv_dw.conv.weight" in state and "base_model.conv_6_dw.bn.running_var" in state
+    crops = (np.random.default_rng(4).random((3, 112, 112, 3)) * 255).astype(np.uint8)
+    method = create("method", "ediffiqa-t", weights=path)
+    got = method.score_batch(crops, np.arange(3), None)
+    x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 127.5
+    with torch.no_grad():
+        want = official.mlp(official.base_model(x)).squeeze(1).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(DataError, match="mobilefacenet backbone, not the iresnet of ediffiqa"):
+        create("method", "ediffiqa", weights=path).load()

@@ -226,3 +226,57 @@ def test_full_depth_arcface_through_the_registry(tmp_path: Path) -> None:
     x = pixels(1)
     with torch.no_grad():
         assert torch.allclose(fr.forward_images(x), net(norm(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "variant"), [("arcface", None), ("cosface", None), ("adaface", "tface"),
+                                               ("curricularface", "evolve")])
+def test_flip_option_sums_the_mirror_embedding(name: str, variant: str | None, tmp_path: Path) -> None:
+    net = randomised(IResNet(SMALL) if variant is None else IRBackbone(SMALL, variant=variant))
+    path = tmp_path / "w.pth"
+    state = net.state_dict()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}} if name == "adaface" else state, path)
+    cls = {"arcface": ArcFace, "cosface": CosFace, "adaface": AdaFace, "curricularface": CurricularFace}[name]
+    fr0 = cls(card=small_card(name), weights=path)
+    fr1 = cls(card=small_card(name), weights=path, flip="true")
+    crops = pixels().round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    mirrored = np.ascontiguousarray(crops[:, :, ::-1])
+    np.testing.assert_allclose(fr1.embed(crops), fr0.embed(crops) + fr0.embed(mirrored), rtol=1e-5, atol=1e-5)
+    assert "fr_options" not in fr0.provenance()
+    assert fr1.provenance()["fr_options"] == '{"flip":true}'
+    assert cls(card=small_card(name), weights=path, flip=False).provenance() == fr0.provenance()
+
+
+def test_adaface_checkpoint_with_lightning_classes_loads_without_lightning(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    net = randomised(IRBackbone(SMALL, variant="tface"), seed=5)
+    fake = types.ModuleType("pytorch_lightning")
+
+    class AttributeDict(dict):
+        pass
+
+    class ModelCheckpoint:
+        def __init__(self) -> None:
+            self.best = 0.5
+
+    for cls in (AttributeDict, ModelCheckpoint):
+        cls.__module__, cls.__qualname__ = "pytorch_lightning", cls.__name__
+    fake.AttributeDict, fake.ModelCheckpoint = AttributeDict, ModelCheckpoint
+    monkeypatch.setitem(sys.modules, "pytorch_lightning", fake)
+    path = tmp_path / "adaface_ir101_webface12m.ckpt"
+    state = {f"model.{k}": v for k, v in net.state_dict().items()}
+    state["head.kernel"] = torch.randn(512, 10)
+    torch.save({"state_dict": state, "hyper_parameters": AttributeDict(arch="ir_101", lr=0.1),
+                "callbacks": {ModelCheckpoint: {"best": ModelCheckpoint()}}, "epoch": 3}, path)
+    monkeypatch.delitem(sys.modules, "pytorch_lightning")
+    fr = AdaFace(card=small_card("adaface"), weights=path)
+    with torch.no_grad():
+        assert torch.allclose(fr.forward_images(pixels()), net(norm(pixels()).flip(1)), atol=1e-5)
+    from bench.fr.lightning_ckpt import load_lightning_checkpoint
+
+    data = load_lightning_checkpoint(path)
+    assert data["epoch"] == 3 and "hyper_parameters" not in data
+    assert data["callbacks"] == {"pytorch_lightning.ModelCheckpoint": {}}
+    assert "pytorch_lightning" not in sys.modules

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+
+from bench.options import OptionError
 from onnx import TensorProto, helper
 
 from bench import paths
@@ -109,7 +111,7 @@ def test_bad_models_and_options(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="only square inputs"):
         OnnxFR(card, weights=oblong)
     square = mean_pool_model(tmp_path / "square.onnx", ["n", 3, 112, 112])
-    with pytest.raises(DataError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option"):
         OnnxFR(card, weights=square, colour="BGR")
-    with pytest.raises(DataError, match="RGB or BGR"):
+    with pytest.raises(OptionError, match="RGB or BGR"):
         OnnxFR(card, weights=square, color="YUV")

@@ -6,6 +6,7 @@ pauc.csv, runs/*.json, curves/*.parquet and scores/<method>/<dataset>.parquet.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -28,8 +29,8 @@ from bench.report import build_report, render_drift_markdown
 from bench.report.figures import edc_grid
 from bench.report.frames import results_pauc
 from bench.report.tables import fr_display, render_table1
+from bench.results import PAUC_COLUMNS, paper_quality_fr
 
-HEADER = "discard,fr,method,dataset,pauc,edc_variant,run_id\n"
 # (method, fr, dataset, pauc at 0.2, pauc at 0.3), registered names.
 CELLS = [
     ("cr-fiqa", "arcface", "lfw", 0.74, 0.70),
@@ -41,6 +42,25 @@ CELLS = [
     ("diffiqa-noflip", "cosface", "lfw", 0.75, 0.702),
 ]
 NOT_RUN_REASON = "dataset missing: <root>/adience not found"
+# A later run of ArcFace DifFIQA LFW with other settings: it must never replace the 0.690 cell.
+OTHER_RUN = {"fmr": "0.1", "quality_rule": "mean", "folds": "1,2", "n_mated": "600", "n_nonmated": "600"}
+OTHER_PAUC = 0.123
+# The bootstrap interval of ArcFace DifFIQA XQLFW at 0.3 (0.55 ± 0.03) and the CALFW run's counts.
+INTERVAL = ("0.52", "0.58")
+CALFW_COUNTS = ("2990", "3000")
+GPU = "cuda: NVIDIA test GPU"
+
+
+def pauc_line(discard: float, fr: str, method: str, dataset: str, pauc: float, run_id: str, **changes: str) -> str:
+    """One pauc.csv row as `bench run` writes it: the paper's protocol unless ``changes`` say otherwise."""
+    row = {"discard": str(discard), "fr": fr, "method": method, "dataset": dataset, "pauc": repr(pauc),
+           "pauc_lo": "", "pauc_hi": "", "edc_variant": "fixed-threshold", "fmr": "0.001", "folds": "all",
+           "quality_rule": "min", "template_rule": "min", "quality_fr": paper_quality_fr(method, fr),
+           "method_options": "{}", "fr_options": "{}", "seed": "0", "n_mated": "3000", "n_nonmated": "3000",
+           "run_id": run_id, **changes}
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([row[c] for c in PAUC_COLUMNS])
+    return buf.getvalue()
 
 
 def _run_id(method: str, fr: str, dataset: str) -> str:
@@ -53,14 +73,18 @@ def write_results(root: Path) -> Path:
     (root / "curves").mkdir()
     lines = [
         # An older run of the same cell (overridden below) and another EDC variant.
-        "0.3,arcface,cr-fiqa,lfw,0.999,fixed-threshold,old_run\n",
-        "0.3,arcface,cr-fiqa,lfw,0.111,recomputed-threshold,other_variant\n",
+        pauc_line(0.3, "arcface", "cr-fiqa", "lfw", 0.999, "old_run"),
+        pauc_line(0.3, "arcface", "cr-fiqa", "lfw", 0.111, "other_variant", edc_variant="recomputed-threshold"),
     ]
     rng = np.random.default_rng(7)
     for i, (method, fr, dataset, p2, p3) in enumerate(CELLS):
         run_id = _run_id(method, fr, dataset)
-        lines += [f"0.2,{fr},{method},{dataset},{p2},fixed-threshold,{run_id}\n",
-                  f"0.3,{fr},{method},{dataset},{p3},fixed-threshold,{run_id}\n"]
+        extra: dict[str, str] = {}
+        if (method, fr, dataset) == ("diffiqa", "arcface", "xqlfw"):
+            extra = {"pauc_lo": INTERVAL[0], "pauc_hi": INTERVAL[1]}
+        if dataset == "calfw":
+            extra = {"n_mated": CALFW_COUNTS[0], "n_nonmated": CALFW_COUNTS[1]}
+        lines += [pauc_line(0.2, fr, method, dataset, p2, run_id), pauc_line(0.3, fr, method, dataset, p3, run_id, **extra)]
         x = np.array([0.0, 0.05, 0.1, 0.18, 0.25, 0.4, 1.0])
         y = np.array([0.05, 0.045, 0.04, 0.03, 0.025, 0.02, 0.0]) * (1 + 0.1 * i)
         pq.write_table(pa.table({"discard_fraction": x, "fnmr": y}), root / "curves" / f"{run_id}.parquet")
@@ -68,13 +92,16 @@ def write_results(root: Path) -> Path:
             "run_id": run_id, "created": f"2024-01-01T00:00:{i:02d}Z", "method": method, "fr": fr,
             "dataset": dataset, "edc_variant": "fixed-threshold",
             "seconds_per_image_mean": 0.002 * (i + 1), "seconds_per_image_std": 0.0005,
-            "device": "cpu (2 cores, test)", "pauc": {"0.2": p2, "0.3": p3},
+            "device": GPU if run_id == _run_id("diffiqa", "arcface", "xqlfw") else "cpu (2 cores, test)",
+            "pauc": {"0.2": p2, "0.3": p3},
         }
         if method == "diffiqa":
             meta["runtime_breakdown"] = {"init": [0.1, 0.01], "forward": [0.2, 0.02], "backward": [5.0, 0.5],
                                          "fr": [1.0, 0.1], "score": [2.0, 0.2]}
         (root / "runs" / f"{run_id}.json").write_text(json.dumps(meta), encoding="utf-8")
-    (root / "pauc.csv").write_text(HEADER + "".join(lines), encoding="utf-8")
+    lines.append(pauc_line(0.3, "arcface", "diffiqa", "lfw", OTHER_PAUC, "other_settings", **OTHER_RUN))
+    pq.write_table(pa.table({"discard_fraction": [0.0, 1.0], "fnmr": [0.5, 0.0]}), root / "curves" / "other_settings.parquet")
+    (root / "pauc.csv").write_text(",".join(PAUC_COLUMNS) + "\n" + "".join(lines), encoding="utf-8")
     (root / "runs" / "not_run.json").write_text(json.dumps([{"dataset": "adience", "reason": NOT_RUN_REASON}]))
     for method, higher in (("cr-fiqa", True), ("diffiqa", False)):
         for dataset in ("lfw", "xqlfw"):
@@ -160,21 +187,161 @@ def test_published_marks_follow_the_paper(published_report):
 def test_results_frame_latest_run_wins_and_names_are_printed(results):
     tidy, variant = results_pauc(results, 0.3)
     assert variant == "fixed-threshold"
-    cell = tidy[(tidy["fr"] == "arcface") & (tidy["method"] == "CR-FIQA") & (tidy["dataset"] == "LFW")]
+    paper = tidy[tidy["differs"] == ""]
+    cell = paper[(paper["fr"] == "arcface") & (paper["method"] == "CR-FIQA") & (paper["dataset"] == "LFW")]
     assert cell["pauc"].tolist() == [0.70]
-    assert set(tidy["method"]) == {"CR-FIQA", "DifFIQA", "(A1): w/o Image Flipping"}
+    assert set(paper["method"]) == {"CR-FIQA", "DifFIQA", "(A1): w/o Image Flipping"}
+    # The later FMR 0.1 / mean / folds 1,2 run stands beside the paper's cell, labelled; so does the other variant.
+    diffiqa = paper[(paper["fr"] == "arcface") & (paper["method"] == "DifFIQA") & (paper["dataset"] == "LFW")]
+    assert diffiqa["pauc"].tolist() == [0.69]
+    assert dict(zip(tidy.loc[tidy["differs"] != "", "pauc"], tidy.loc[tidy["differs"] != "", "differs"])) == {
+        OTHER_PAUC: "FMR 0.1; folds 1,2; quality rule mean", 0.111: "EDC recomputed-threshold"}
     recomputed, _ = results_pauc(results, 0.3, "recomputed-threshold")
-    assert recomputed["pauc"].tolist() == [0.111]
+    assert recomputed.loc[recomputed["differs"] == "", "pauc"].tolist() == [0.111]
 
 
 def test_results_report_markdown_means_and_footnote(results_report):
     md = (results_report / "tables" / "pauc.md").read_text(encoding="utf-8")
-    arcface = {r[0]: r for r in _md_blocks(md)["ArcFace"][1:]}
-    assert _md_blocks(md)["ArcFace"][0] == ["FIQA model", "CALFW", "LFW", "XQLFW", "mean"]
-    assert arcface["CR-FIQA"] == ["CR-FIQA", "—", "0.700", "0.610", "0.655 🟢"]
-    assert arcface["DifFIQA"] == ["DifFIQA", "**0.900**", "**0.690**", "**0.550**", "0.713 🔵"]
-    assert "except CR-FIQA 2 (ArcFace)" in md
+    header, *rows = _md_blocks(md)["ArcFace"]
+    assert header[:4] == ["FIQA model", "Adience rep.", "Adience pub.", "Adience Δ"]
+    arcface = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    cr = arcface["CR-FIQA"]
+    assert (cr["LFW rep."], cr["LFW pub."], cr["LFW Δ"]) == ("0.700", "0.675", "+0.025")
+    # A mean over 2 datasets is not set against the paper's mean over 7.
+    assert (cr["mean rep."], cr["mean pub."], cr["mean Δ"]) == ("0.655 🟢", "0.675", "—")
+    assert [arcface["DifFIQA"][f"{d} rep."] for d in ("LFW", "XQLFW")] == ["**0.690**", "**0.550**"]
+    assert "except CR-FIQA 2 (ArcFace)" in md and "Δ of a mean only where" in md
     assert "w/o Image Flipping" not in md  # ablation variants have their own table
+    # LaTeX keeps the paper's layout: reproduced values only.
+    tex = (results_report / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    assert "rep." not in tex and r"\textcolor{green}{0.655}" in tex
+
+
+def _section(text: str, heading: str) -> str:
+    """The Markdown report's text under ``## heading`` up to the next section."""
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_other_settings_are_never_under_the_papers_caption(results_report):
+    report = (results_report / "report.md").read_text(encoding="utf-8")
+    other = _section(report, "Other settings")
+    assert str(OTHER_PAUC) in other and report.count(str(OTHER_PAUC)) == other.count(str(OTHER_PAUC))
+    for name in ("pauc.md", "pauc.tex", "average.md"):
+        assert str(OTHER_PAUC) not in (results_report / "tables" / name).read_text(encoding="utf-8"), name
+    other = (results_report / "tables" / "pauc-other.md").read_text(encoding="utf-8")
+    assert "**ArcFace — other settings: FMR 0.1; folds 1,2; quality rule mean (lower is better)**" in other
+    assert "**ArcFace — other settings: EDC recomputed-threshold (lower is better)**" in other
+    assert "[1] folds 1,2; 600 mated / 600 non-mated comparisons (paper 3,000 / 3,000)" in other
+    assert "FMR = 1e-3" not in other and "published" not in other.replace("published numbers", "")
+    html = (results_report / "report.html").read_text(encoding="utf-8")
+    pauc_html = html.split('<section id="pauc">', 1)[1].split("</section>", 1)[0]
+    assert str(OTHER_PAUC) not in pauc_html and '<section id="pauc-other">' in html
+
+
+class _TableCells(HTMLParser):
+    """Text of every <td> (interval toggles left out), in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self._depth = 0
+        self._skip = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "td":
+            self.cells.append("")
+            self._depth = 1
+        elif tag == "span" and ("class", "ci") in attrs:
+            self._skip = True
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._depth = 0
+        elif tag == "span":
+            self._skip = False
+
+    def handle_data(self, data):
+        if self._depth and not self._skip:
+            self.cells[-1] += data
+
+
+def _md_cells(text: str) -> list[str]:
+    lines = text.splitlines()
+    cells = []
+    for i, line in enumerate(lines):
+        header = i + 1 < len(lines) and re.match(r"\| :?-", lines[i + 1])
+        if line.startswith("|") and not re.match(r"\| :?-", line) and not header:
+            cells += [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]
+    return cells
+
+
+def test_html_and_markdown_show_the_same_tables(results_report):
+    parser = _TableCells()
+    parser.feed((results_report / "report.html").read_text(encoding="utf-8"))
+    md = _md_cells((results_report / "report.md").read_text(encoding="utf-8"))
+
+    def plain(cell: str) -> str:
+        return re.sub(r"[*🟢🔵🔴\s\\]", "", cell)
+
+    assert len(parser.cells) > 300
+    assert [plain(c) for c in parser.cells] == [plain(c) for c in md]
+
+
+def test_published_only_blocks_come_last_or_not_at_all(results, results_report, tmp_path):
+    report = (results_report / "report.md").read_text(encoding="utf-8")
+    assert report.rstrip().rsplit("\n## ", 1)[1].startswith("Published only")
+    only = _section(report + "\n## end", "Published only")
+    assert "**AdaFace — " in only and "**CurricularFace — " in only and "**ArcFace — " not in only
+    compared = (results_report / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert list(_md_blocks(compared)) == ["ArcFace", "CosFace"]
+    build_report(results, "r", 0.3, tmp_path, tables=["pauc"], published_blocks=False)
+    assert "AdaFace" not in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "AdaFace" not in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_cells_say_their_counts_and_intervals(results, results_report, tmp_path):
+    md = (results_report / "tables" / "pauc.md").read_text(encoding="utf-8")
+    counts = "2,990 mated / 3,000 non-mated comparisons (paper 3,000 / 3,000)"
+    assert "**0.900** [2]" in md and f"[2] {counts}" in md
+    assert "± 0.030" not in md  # intervals only with --ci
+    html = (results_report / "report.html").read_text(encoding="utf-8")
+    assert f'title="{counts}"><b>0.900</b><sup>[2]</sup>' in html
+    assert ('title="bootstrap interval 0.520 – 0.580"><b>0.550</b><span class="ci"> ± 0.030</span>' in html
+            and '<input type="checkbox" id="show-ci"' in html and "#show-ci:checked ~ section span.ci" in html)
+    build_report(results, "r", 0.3, tmp_path, tables=["pauc"], ci=True)
+    assert "**0.550 ± 0.030**" in (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert r"\textbf{0.550 $\pm$ 0.030}" in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
+
+
+def test_runtime_ratio_only_for_the_papers_device_class(results_report):
+    rows = {line.split("|")[1].strip(): line for line in
+            (results_report / "tables" / "runtime.md").read_text(encoding="utf-8").splitlines() if line.startswith("|")}
+    # CR-FIQA timed on a CPU: both times, no ratio; DifFIQA on a GPU like the paper's: a ratio.
+    assert "4.00 ± 0.50" in rows["CR-FIQA"] and "0.15 ± 0.37" in rows["CR-FIQA"]
+    assert rows["CR-FIQA"].rstrip().endswith("| — |") and "×" not in rows["CR-FIQA"]
+    assert rows["DifFIQA"].rstrip().endswith("| ×0.01 |")
+    assert "only for runs on a GPU" in (results_report / "tables" / "runtime.md").read_text(encoding="utf-8")
+
+
+def test_report_source_defaults_to_bench_results(results, tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+
+    monkeypatch.setenv("BENCH_RESULTS", str(results))
+    assert main(["report", "--out", str(tmp_path / "a"), "--table", "pauc"]) == 0
+    assert "- numbers: reproduced" in (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
+    monkeypatch.delenv("BENCH_RESULTS")
+    assert main(["report", "--out", str(tmp_path / "b"), "--table", "pauc"]) == 0
+    assert "- numbers: published" in (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    monkeypatch.setenv("COLUMNS", "400")
+    capsys.readouterr()
+    for command, defaults in (("report", ("default: $BENCH_RESULTS when set, else published", "default: 0.3",
+                                          "default: ./bench-report")),
+                              ("check", ("default: $BENCH_RESULTS, else ./bench-results", "default: 0.0005",
+                                         "default: fixed-threshold"))):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert all(d in out for d in defaults), (command, out)
 
 
 def test_results_html_compares_with_published(results_report):
@@ -201,8 +368,8 @@ def test_report_is_byte_stable(results, results_report, tmp_path):
 
 def test_discard_changes_pauc_and_plot_range(results, results_report, tmp_path):
     build_report(results, "r", 0.2, tmp_path, tables=["pauc", "edc"])
-    md = (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
-    assert "0.740" in md and "Table 5" in md
+    assert "0.740" in (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert "Table 5" in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
     png = (tmp_path / "figures" / "edc_grid.png").read_bytes()
     assert png != (results_report / "figures" / "edc_grid.png").read_bytes()
 
@@ -268,6 +435,10 @@ def test_bad_inputs_fail_with_one_line(results, tmp_path):
         build_report(tmp_path / "nothing", "x", 0.3, tmp_path / "o")
     with pytest.raises(DataError, match="no rows at discard 0.25"):
         build_report(results, "x", 0.25, tmp_path / "o")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BenchError, match=r"--out .*file: .*is a file, not a folder"):
+        build_report(None, "published", 0.3, tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x"
     broken = tmp_path / "broken"
     shutil.copytree(results, broken)
     (broken / "curves" / f"{_run_id('diffiqa', 'arcface', 'lfw')}.parquet").unlink()

@@ -22,7 +22,9 @@ def _run(tmp_path, method, **kw):
 def test_run_writes_rows_curve_and_metadata(tmp_path) -> None:
     rec = _run(tmp_path, "random")
     frame = pd.read_csv(tmp_path / "res" / "pauc.csv")
-    assert list(frame.columns) == ["discard", "fr", "method", "dataset", "pauc", "edc_variant", "run_id"]
+    from bench.results import PAUC_COLUMNS
+
+    assert tuple(frame.columns) == PAUC_COLUMNS
     assert sorted(frame["discard"]) == [0.2, 0.3]
     curve = pd.read_parquet(tmp_path / "res" / "curves" / f"{rec['run_id']}.parquet")
     assert curve["discard_fraction"].iloc[0] == 0.0 and curve["fnmr"].iloc[0] == rec["fnmr_at_0"]
@@ -88,9 +90,9 @@ def test_check_flags_drift(tmp_path, capsys) -> None:
     res.mkdir()
     # Printed names pass through the name mapping unchanged, so rows can hit published cells.
     (res / "pauc.csv").write_text(
-        "discard,fr,method,dataset,pauc,edc_variant,run_id\n"
-        "0.3,arcface,DifFIQA,LFW,0.695,fixed-threshold,r1\n"
-        "0.3,arcface,DifFIQA,CALFW,0.950,fixed-threshold,r2\n"
+        "discard,fr,method,dataset,pauc\n"
+        "0.3,arcface,DifFIQA,LFW,0.695\n"
+        "0.3,arcface,DifFIQA,CALFW,0.950\n"
     )
     assert main(["check", "--results", str(res)]) == 1
     out = capsys.readouterr().out
@@ -149,8 +151,8 @@ def test_missing_weights_are_recorded_as_not_run(tmp_path) -> None:
 def test_check_writes_markdown_drift_report(tmp_path, capsys) -> None:
     res = tmp_path / "res"
     res.mkdir()
-    (res / "pauc.csv").write_text("discard,fr,method,dataset,pauc,edc_variant,run_id\n"
-                                  "0.3,arcface,DifFIQA,CALFW,0.950,fixed-threshold,r2\n")
+    (res / "pauc.csv").write_text("discard,fr,method,dataset,pauc\n"
+                                  "0.3,arcface,DifFIQA,CALFW,0.950\n")
     out = tmp_path / "drift.md"
     assert main(["check", "--results", str(res), "--report", str(out)]) == 1
     text = out.read_text()

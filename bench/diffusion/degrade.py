@@ -1,4 +1,7 @@
-"""Random real-life degradations for the extended DDPM training (BSRGAN-style, our own code).
+"""The cheap degradations for the extended DDPM training (``--degradation cheap``; BSRGAN-style, our own code).
+
+The default, ``bsrgan``, is the official sequence (:mod:`bench.diffusion.bsrgan`) on a 512-px
+copy; this approximation works at the crop size and costs a fraction of it.
 
 One *pass* applies, in random order, two blurs (isotropic or anisotropic Gaussian), a
 down-then-up rescale, Gaussian noise (colour or grey) and a JPEG re-encode (probability
@@ -14,10 +17,12 @@ This is not a bit-exact port of BSRGAN; it keeps its kinds of degradation and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
-STACK_PROBABILITIES = (1.0, 0.2, 0.01)
+from bench.diffusion.bsrgan import STACK_PROBABILITIES, degrade_bsrgan
 
 
 def _gaussian_kernel(rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -87,3 +92,15 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if p >= 1.0 or rng.random() < p:
             img = degrade_once(img, rng)
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+DEGRADATIONS = ("bsrgan", "cheap")
+
+
+def degrader(name: str) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    """The degradation function called ``name`` (one of :data:`DEGRADATIONS`)."""
+    if name == "bsrgan":
+        return degrade_bsrgan
+    if name == "cheap":
+        return degrade
+    raise ValueError(f"degradation {name!r} is not one of {', '.join(DEGRADATIONS)}")

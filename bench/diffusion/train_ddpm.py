@@ -2,8 +2,16 @@
 
 For a clean crop x and a degraded copy d(x), a time t ~ U{0, …, T′−1} gives the input
 x′_t = (1 − a)·x + a·d(x) with a = sin(t/T′·π/2), noised to x_t by the forward process;
-the UNet predicts x (the clean crop) under an L2 loss. Adam (lr 8e-5), an EMA copy of the
-weights (decay 0.995) beside the raw ones, atomic resumable checkpoints.
+the UNet predicts x (the clean crop) under an L2 loss; atomic resumable checkpoints.
+
+Recipes (``recipe``): ``official`` is the official trainer's (DifFIQA c0bc008,
+diffiqa/configs/train_config.yaml and diffusion_base/diff_main.py): micro-batches of 16 with
+4-step gradient accumulation (effective batch 64), Adam lr 8e-5 with betas (0.9, 0.99), and
+an ema_pytorch EMA (decay 0.995) updated every 10 optimiser steps — a plain copy of the
+weights for the first 100 steps, then decay min(0.995, 1 − (1 + s − 100)^(−2/3)) at step s.
+``cheap`` is our earlier recipe: no accumulation, betas (0.9, 0.999), an EMA updated every
+step with decay min(0.995, (1 + n)/(10 + n)). Degradations (``degradation``): ``bsrgan``
+(the official sequence, bench.diffusion.bsrgan) or ``cheap`` (bench.diffusion.degrade).
 """
 
 from __future__ import annotations
@@ -21,12 +29,29 @@ from tqdm import tqdm
 
 from bench.datasets.base import read_rgb
 from bench.diffusion.checkpoint import DOMAIN_SIZES, DDPMCheckpoint, load_checkpoint, model_size, save_checkpoint, to_model
-from bench.diffusion.degrade import degrade
+from bench.diffusion.degrade import degrader
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.errors import BenchError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings that differ between the official trainer and our cheap one."""
+
+    grad_accum: int
+    adam_betas: tuple[float, float]
+    ema_every: int
+    ema_copy_steps: int  # EMA updates up to this step copy the weights (official: 100)
+    ema_ramp: str  # "power" (ema_pytorch, power 2/3) or "linear" ((1+n)/(10+n))
+
+
+RECIPES = {
+    "official": Recipe(grad_accum=4, adam_betas=(0.9, 0.99), ema_every=10, ema_copy_steps=100, ema_ramp="power"),
+    "cheap": Recipe(grad_accum=1, adam_betas=(0.9, 0.999), ema_every=1, ema_copy_steps=-1, ema_ramp="linear"),
+}
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -45,8 +70,10 @@ class FaceCrops(Dataset):
     fraction of the shorter side (for unaligned but centred photos such as LFW).
     """
 
-    def __init__(self, source: Path, crop_size: int, centre_fraction: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, source: Path, crop_size: int, centre_fraction: float = 1.0, seed: int = 0,
+                 degradation: str = "bsrgan") -> None:
         self.crop_size = crop_size
+        self.degrade = degrader(degradation)
         self.centre_fraction = centre_fraction
         self.seed = seed
         self.array: np.ndarray | None = None
@@ -82,7 +109,7 @@ class FaceCrops(Dataset):
         if rng.random() < 0.5:
             image = image[:, ::-1]
         image = np.ascontiguousarray(image)
-        return degrade(image, rng), image
+        return self.degrade(image, rng), image
 
 
 class StepBatches:
@@ -124,12 +151,26 @@ def extended_loss(net: UNet, schedule: CosineSchedule, clean: torch.Tensor, degr
     return torch.nn.functional.mse_loss(net(x_t, t).float(), clean)
 
 
+def ema_decay_at(step: int, decay: float, recipe: Recipe) -> float | None:
+    """The EMA decay applied after optimiser step number ``step`` (0-based); None = no update.
+
+    Decay 0 copies the weights. The official ramp is ema_pytorch's (update_after_step 100,
+    inv_gamma 1, power 2/3); it reaches 0.995 after about 2,900 steps.
+    """
+    if step % recipe.ema_every:
+        return None
+    if recipe.ema_ramp == "linear":
+        return min(decay, (1 + step) / (10 + step))
+    if step <= recipe.ema_copy_steps:
+        return 0.0
+    return min(decay, 1 - (1 + step - recipe.ema_copy_steps) ** (-2 / 3))
+
+
 @torch.no_grad()
-def ema_update(ema: UNet, net: UNet, decay: float, updates: int) -> None:
-    """EMA step; the decay ramps as (1+n)/(10+n) up to ``decay`` so early averages track the net."""
-    d = min(decay, (1 + updates) / (10 + updates))
+def ema_update(ema: UNet, net: UNet, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·net (buffers copied)."""
     for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-        pe.lerp_(p.detach(), 1 - d)
+        pe.lerp_(p.detach(), 1 - decay)
     for be, b in zip(ema.buffers(), net.buffers(), strict=True):
         be.copy_(b)
 
@@ -158,6 +199,8 @@ def train_ddpm(
     dim_head: int = 32,
     steps: int = 100_000,
     batch_size: int = 16,
+    recipe: str = "official",
+    degradation: str = "bsrgan",
     lr: float = 8e-5,
     ema_decay: float = 0.995,
     timesteps: int = 1000,
@@ -170,6 +213,7 @@ def train_ddpm(
     max_minutes: float | None = None,
     seed: int = 0,
     progress: bool = True,
+    trust_weights: bool = False,
 ) -> TrainResult:
     """Train (or resume) the DifFIQA denoiser on aligned face crops; returns where it saved.
 
@@ -184,7 +228,10 @@ def train_ddpm(
             2**(levels−1), reflect-padded; smaller values resize, for cheap CPU models).
         width, mults, heads, dim_head: UNet architecture (paper: 128, (1, 2, 4, 8), 4, 32).
         steps: total optimiser steps to reach (counting resumed ones).
-        batch_size, lr, ema_decay: optimisation (paper: lr 8e-5, EMA 0.995).
+        batch_size, lr, ema_decay: optimisation (paper: micro-batch 16, lr 8e-5, EMA 0.995).
+        recipe: ``official`` (accumulation 4, Adam betas (0.9, 0.99), EMA every 10 steps) or
+            ``cheap`` (see the module doc).
+        degradation: ``bsrgan`` (official sequence) or ``cheap``.
         timesteps, t_max: schedule length T and training range T′ (t uniform in [0, T′)).
         centre_fraction: keep this central fraction of each image first (1 = whole image).
         device, amp: torch device; amp = bfloat16 autocast on CUDA.
@@ -195,6 +242,9 @@ def train_ddpm(
         progress: show a tqdm bar with the running loss.
     """
     data, out = Path(data), Path(out)
+    if recipe not in RECIPES:
+        raise BenchError(f"recipe {recipe!r} is not one of {', '.join(RECIPES)}")
+    rec = RECIPES[recipe]
     if crop_size is None:
         if domain not in DOMAIN_SIZES:
             raise BenchError(f"crop domain {domain!r} has no known size; pass crop_size")
@@ -204,13 +254,16 @@ def train_ddpm(
     torch.manual_seed(seed)
     net = UNet(config).to(device)
     ema = UNet(config).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=rec.adam_betas)
     ckpt = DDPMCheckpoint(config=config, domain=domain, crop_size=crop_size, timesteps=timesteps, t_max=t_max)
     if out.exists():
-        ckpt = load_checkpoint(out)
+        ckpt = load_checkpoint(out, trust=trust_weights)
         if (ckpt.config, ckpt.domain, ckpt.crop_size, ckpt.timesteps, ckpt.t_max) != (config, domain, crop_size, timesteps, t_max):
             raise BenchError(f"{out}: existing checkpoint has another config/domain ({ckpt.config}, {ckpt.domain}); "
                              "choose another output file to start afresh")
+        if ckpt.info.get("recipe", "cheap") != recipe:
+            raise BenchError(f"{out}: existing checkpoint was trained with recipe {ckpt.info.get('recipe', 'cheap')!r}, "
+                             f"not {recipe!r}; resume with that recipe or choose another output file")
         net.load_state_dict(ckpt.model)
         ema.load_state_dict(ckpt.ema)
         if ckpt.opt is not None:
@@ -219,10 +272,14 @@ def train_ddpm(
         ema.load_state_dict(net.state_dict())
     ema.eval()
     schedule = CosineSchedule(timesteps)
-    ds = FaceCrops(data, crop_size, centre_fraction, seed)
+    try:
+        ds = FaceCrops(data, crop_size, centre_fraction, seed, degradation)
+    except ValueError as exc:
+        raise BenchError(f"--degradation: {exc}") from None
     losses: list[float] = []
     start, start_step = time.monotonic(), ckpt.step
-    ckpt.info.update({"data": str(data), "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr})
+    ckpt.info.update({"data": str(data), "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr,
+                      "recipe": recipe, "degradation": degradation})
 
     def save() -> None:
         ckpt.model, ckpt.ema, ckpt.opt = net.state_dict(), ema.state_dict(), opt.state_dict()
@@ -230,19 +287,29 @@ def train_ddpm(
 
     bar = tqdm(total=steps, initial=ckpt.step, desc="train ddpm", unit="step", disable=not progress)
     net.train()
-    loader = DataLoader(ds, batch_sampler=StepBatches(len(ds), batch_size, seed, ckpt.step, steps), num_workers=workers)
-    for degraded_u8, clean_u8 in loader:
-        clean, degraded = _to_unit(clean_u8, size, device), _to_unit(degraded_u8, size, device)
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, ckpt.step]).generate_state(1)[0]))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")):
-            loss = extended_loss(net, schedule, clean, degraded, t_max, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+    # Micro-batches are numbered step·accum + j, so a resumed run sees the data of an uninterrupted one.
+    accum = rec.grad_accum
+    loader = iter(DataLoader(ds, batch_sampler=StepBatches(len(ds), batch_size, seed, ckpt.step * accum, steps * accum),
+                             num_workers=workers))
+    opt.zero_grad(set_to_none=True)
+    while ckpt.step < steps:
+        total = 0.0
+        for j in range(accum):
+            degraded_u8, clean_u8 = next(loader)
+            clean, degraded = _to_unit(clean_u8, size, device), _to_unit(degraded_u8, size, device)
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, ckpt.step, j]).generate_state(1)[0]))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")):
+                loss = extended_loss(net, schedule, clean, degraded, t_max, gen) / accum
+            loss.backward()
+            total += loss.item()
         opt.step()
-        ema_update(ema, net, ema_decay, ckpt.ema_updates)
-        ckpt.ema_updates += 1
+        opt.zero_grad(set_to_none=True)
+        decay = ema_decay_at(ckpt.step, ema_decay, rec)
+        if decay is not None:
+            ema_update(ema, net, decay)
+            ckpt.ema_updates += 1
         ckpt.step += 1
-        losses.append(loss.item())
+        losses.append(total)
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes

@@ -172,7 +172,11 @@ class LinearAttention(nn.Module):
 
 
 class Attention(nn.Module):
-    """Full attention with l2-normalised queries and keys (fixed temperature 10)."""
+    """Full attention with l2-normalised queries and keys (fixed temperature 10).
+
+    As in the official UNet, q and k are normalised over the pixel positions (the last axis of
+    ``b h c (x y)``), not over channels: each channel's response map is a unit vector.
+    """
 
     def __init__(self, dim: int, heads: int, dim_head: int, scale: float = 10.0) -> None:
         super().__init__()
@@ -185,7 +189,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         q, k, v = (_heads(z, self.heads) for z in self.to_qkv(x).chunk(3, dim=1))
-        q, k = F.normalize(q, dim=-2), F.normalize(k, dim=-2)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         attn = (torch.einsum("bhdi,bhdj->bhij", q, k) * self.scale).softmax(dim=-1)
         out = torch.einsum("bhij,bhdj->bhid", attn, v)
         return self.to_out(out.permute(0, 1, 3, 2).reshape(b, -1, h, w))

@@ -2,6 +2,9 @@
 
 The release is a PyTorch Lightning checkpoint: the backbone's weights sit under ``model.``
 in ``checkpoint["state_dict"]`` next to the margin head's ``head.kernel``, which is dropped.
+The file also pickles Lightning and training-script objects; it is read with
+:func:`bench.fr.lightning_ckpt.load_lightning_checkpoint`, which needs neither Lightning nor
+``--trust-weights`` because it creates none of those objects.
 The network is the TFace-style IR backbone; AdaFace's own forward also returns the norm and
 divides by it, whereas this model returns the unnormalised embedding (cosine scores agree).
 """
@@ -17,6 +20,7 @@ from torch import nn
 from bench.errors import DataError
 from bench.fr.insightface import CheckpointFR
 from bench.fr.iresnet import IRBackbone
+from bench.fr.lightning_ckpt import load_lightning_checkpoint
 from bench.registry import register_fr
 
 
@@ -28,6 +32,9 @@ class AdaFace(CheckpointFR):
 
     def build(self, arch: dict[str, Any]) -> nn.Module:
         return IRBackbone(arch["units"], variant=arch["variant"], num_features=int(arch.get("num_features", 512)))
+
+    def read(self, path: Path) -> Any:
+        return load_lightning_checkpoint(path)
 
     def state_dict_of(self, checkpoint: Any, path: Path) -> Mapping[str, Any]:
         state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None

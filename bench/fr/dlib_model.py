@@ -20,6 +20,7 @@ from bench.align.dlib_chip import package_model_file
 from bench.cards import Card
 from bench.errors import DataError
 from bench.fr.base import FRModel
+from bench.optional import require
 from bench.registry import register_fr
 from bench.weights import expected_weights, resolve_weights, verified_sha256
 
@@ -53,7 +54,7 @@ class DlibFR(FRModel):
 
     def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         super().__init__(card, weights=weights, device=device, **options)
-        import dlib
+        dlib = require("dlib", "the dlib FR model")
 
         self.weights_path, self.weights_sha256 = dlib_weights(card, weights)
         self._net = dlib.face_recognition_model_v1(str(self.weights_path))

@@ -20,8 +20,9 @@ from torch import Tensor, nn
 from bench.cards import Card
 from bench.errors import DataError
 from bench.fr.base import TorchFRModel
-from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped, read_checkpoint
+from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped
 from bench.registry import register_fr
+from bench.torch_load import load_checkpoint
 from bench.weights import resolve_weights, verified_sha256
 
 
@@ -32,15 +33,14 @@ class CheckpointFR(TorchFRModel):
     #: State-dict keys dropped before loading (classifier heads stored with the backbone).
     ignore_prefixes: tuple[str, ...] = ()
 
-    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
-        super().__init__(card, weights=weights, device=device, **options)
-        if options:
-            raise DataError(f"{card.name}: unknown option(s) {', '.join(sorted(options))}")
+    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **kwargs: Any) -> None:
+        super().__init__(card, weights=weights, device=device, **kwargs)
         self.input_spec = InputSpec.from_card(card)
         path = resolve_weights(card, weights)
         self.weights_sha256 = verified_sha256(card, path)
+        # Read the file before building the network: a bad file fails in milliseconds.
+        state = self.state_dict_of(self.read(path), path)
         self.module = self.build(self._arch())
-        state = self.state_dict_of(read_checkpoint(path), path)
         load_state_dict_mapped(self.module, state, source=path, ignore_prefixes=self.ignore_prefixes)
         self.module.to(device).eval()
 
@@ -49,6 +49,10 @@ class CheckpointFR(TorchFRModel):
         if not isinstance(arch, dict):
             raise DataError(f"{self.card.path}: card lacks the [arch] table")
         return arch
+
+    def read(self, path: Path) -> Any:
+        """The object stored in the weight file (default: tensors-only unless ``--trust-weights``)."""
+        return load_checkpoint(path, trust=self.trust_weights)
 
     @abstractmethod
     def build(self, arch: dict[str, Any]) -> nn.Module:

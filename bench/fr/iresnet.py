@@ -27,7 +27,6 @@ pixels in [0, 255] into it (colour order and ``(x - mean) / std``) differentiabl
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,25 +259,6 @@ class InputSpec:
         return (images - self.mean) / self.std
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """Load a PyTorch checkpoint on the CPU.
-
-    Tensors-only loading is tried first. Lightning checkpoints (AdaFace) also pickle their
-    training hyper-parameters, which the safe loader refuses; for those the full unpickler is
-    used, as the official inference code does — the file is one the user chose to run.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # any unpickling failure means the same thing to the user
-        raise DataError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-
-
 def _strip(key: str, prefixes: Iterable[str]) -> str:
     stripped = True
     while stripped:
@@ -351,5 +331,4 @@ __all__ = [
     "iresnet50",
     "iresnet100",
     "load_state_dict_mapped",
-    "read_checkpoint",
 ]

@@ -7,8 +7,8 @@ for a model of another input size they are resized bilinearly to it, which suits
 trained on scaled ArcFace crops and no others. The first output is the embedding ``[N, D]``.
 
 Preprocessing defaults to RGB and ``(x - 127.5) / 128`` (the insightface ONNX convention);
-the options ``color`` ("RGB"/"BGR"), ``mean`` and ``std`` override the card's ``[input]``
-defaults and are part of the provenance, since they change the embeddings.
+the options ``color`` ("RGB"/"BGR"), ``mean`` and ``std`` (declared on the card) override
+them and are part of the provenance, since they change the embeddings.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from bench.cards import Card
 from bench.errors import DataError, MissingWeightsError
 from bench.fr.base import FRModel
 from bench.io import sha256_file
+from bench.optional import require
+from bench.options import OptionError
 from bench.registry import register_fr
 
 _DEFAULT_SIZE = 112
@@ -33,22 +35,16 @@ class OnnxFR(FRModel):
 
     domain = "arcface112"
 
-    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
-        super().__init__(card, weights=weights, device=device, **options)
+    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", **kwargs: Any) -> None:
+        super().__init__(card, weights=weights, device=device, **kwargs)
         if weights is None:
             raise MissingWeightsError(f"{card.name}: no model file given; use --fr onnx:PATH (an ONNX face-embedding model)")
         path = Path(weights)
         if not path.is_file():
             raise MissingWeightsError(f"{card.name}: ONNX model file {str(path)!r} not found")
-        unknown = sorted(set(options) - {"color", "mean", "std"})
-        if unknown:
-            raise DataError(f"{card.name}: unknown option(s) {', '.join(unknown)}; known: color, mean, std")
-        defaults = card.get("input", {})
-        self.color = str(options.get("color", defaults.get("color", "RGB"))).upper()
-        if self.color not in ("RGB", "BGR"):
-            raise DataError(f"{card.name}: color must be RGB or BGR, got {self.color!r}")
-        self.mean = float(options.get("mean", defaults.get("mean", 127.5)))
-        self.std = float(options.get("std", defaults.get("std", 128.0)))
+        self.color, self.mean, self.std = self.options["color"], self.options["mean"], self.options["std"]
+        if self.std == 0:
+            raise OptionError(f"--fr-option std=0: the pixel values are divided by std ({card.name})")
         self.path = path
         self.weights_sha256 = sha256_file(path)
         self.session = self._session(path, device)
@@ -56,7 +52,7 @@ class OnnxFR(FRModel):
 
     @staticmethod
     def _session(path: Path, device: str) -> Any:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "an ONNX FR model")
 
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -88,7 +84,7 @@ class OnnxFR(FRModel):
             raise DataError(f"expected RGB crops [N, H, W, 3], got {list(crops.shape)}")
         x = crops.astype(np.float32)
         if x.shape[1:3] != (self.size, self.size):
-            import cv2
+            cv2 = require("cv2", "an ONNX FR model")
 
             x = np.stack([cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) for c in x])
         if self.color == "BGR":

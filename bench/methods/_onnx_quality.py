@@ -18,6 +18,7 @@ import numpy as np
 from bench.cards import Card
 from bench.errors import DataError, RegistryError
 from bench.methods.base import QualityMethod, ScoreContext
+from bench.optional import require
 from bench.weights import resolve_weights, verified_sha256
 
 NORMALIZATIONS: dict[str, tuple[float, float]] = {
@@ -43,7 +44,7 @@ class OnnxQuality(QualityMethod):
 
     def __init__(self, card: Card, **kwargs: Any) -> None:
         super().__init__(card, **kwargs)
-        import onnxruntime as ort
+        ort = require("onnxruntime", "an ONNX quality model")
 
         table = card.get("input", {})
         self.size = int(table.get("size", 0))

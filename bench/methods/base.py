@@ -22,6 +22,8 @@ from bench.cards import Card
 from bench.datasets.base import FaceDataset
 from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel
+from bench.optional import require
+from bench.options import resolve
 
 
 @dataclass
@@ -52,18 +54,44 @@ class QualityMethod(ABC):
     """A registered FIQA method. Subclasses implement :meth:`score_batch`."""
 
     registered_name: str
+    # The runner scores in batches of --batch-size images and checkpoints each; methods that
+    # score a whole set at once and cheaply (the mocks) turn that off.
+    checkpoint_batches: bool = True
 
-    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", seed: int = 0, **options: Any) -> None:
+    def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", seed: int = 0,
+                 trust_weights: bool = False, **options: Any) -> None:
+        """``options``: values of the card's declared options (text or typed; see bench.options).
+
+        ``trust_weights`` lets weight files that need full unpickling load (``--trust-weights``).
+        """
         self.card = card
         self.device = device
         self.seed = seed
-        self.options = options
+        # Every declared option, typed, defaults filled: methods read self.options[name].
+        self.options = resolve(card, options).values
         self.weights_arg = weights
+        self.trust_weights = trust_weights
         self.weights_sha256 = "none"
 
     @property
     def name(self) -> str:
         return self.card.name
+
+    def weights_index(self) -> int:
+        """Which ``[[weights]]`` entry of the card this method loads (variants override this)."""
+        return 0
+
+    def weights_file(self) -> Path | None:
+        """The weight file this method loads, or None when its card declares none.
+
+        Resolved before any heavy work (a missing file fails at once, naming it), and hashed
+        into the setup its scores are stored with, even by methods that load it lazily.
+        """
+        from bench.weights import expected_weights, resolve_weights
+
+        if not expected_weights(self.card):
+            return None
+        return resolve_weights(self.card, self.weights_arg, self.weights_index())
 
     @property
     def needs_fr(self) -> bool:
@@ -100,7 +128,7 @@ class QualityMethod(ABC):
 def synchronise(device: str) -> None:
     """Wait for queued GPU work so that timings measure it (no-op on CPU)."""
     if device.startswith("cuda"):
-        import torch
+        torch = require("torch", "a CUDA device")
 
         torch.cuda.synchronize()
 

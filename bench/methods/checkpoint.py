@@ -16,6 +16,7 @@ from bench.cards import Card
 from bench.errors import DataError
 from bench.fr.base import to_pixels
 from bench.methods.base import QualityMethod, ScoreContext
+from bench.optional import require
 from bench.weights import resolve_weights, verified_sha256
 
 
@@ -24,19 +25,18 @@ class CheckpointQuality(QualityMethod):
 
     def __init__(self, card: Card, **kwargs: Any) -> None:
         super().__init__(card, **kwargs)
-        from bench.fr.iresnet import InputSpec, read_checkpoint
+        from bench.fr.iresnet import InputSpec
+        from bench.torch_load import load_checkpoint
 
         index = self.weights_index()
         path = resolve_weights(card, self.weights_arg, index)
         self.weights_sha256 = verified_sha256(card, path, index)
+        # Read the file before building the network: a bad file fails in milliseconds.
+        checkpoint = load_checkpoint(path, trust=self.trust_weights)
         self.net = self.build()
-        self.load(self.net, read_checkpoint(path), path)
+        self.load(self.net, checkpoint, path)
         self.net.eval().to(self.device)
         self.spec = InputSpec.from_card(card)
-
-    def weights_index(self) -> int:
-        """Which ``[[weights]]`` entry of the card to load (variants override this)."""
-        return 0
 
     @abstractmethod
     def build(self) -> Any:
@@ -51,8 +51,8 @@ class CheckpointQuality(QualityMethod):
         """Native scores (torch [N]) from the network output."""
 
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
+        torch = require("torch", self.name)
+        F = require("torch.nn.functional", self.name)
 
         x = to_pixels(crops, self.device)
         if x.shape[-1] != self.spec.size or x.shape[-2] != self.spec.size:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
 from bench.methods.checkpoint import CheckpointQuality, state_dict_of
+from bench.optional import require
 from bench.registry import register_method
 
 VARIANTS = {"L": (0, (3, 13, 30, 3)), "S": (1, (3, 4, 14, 3))}
@@ -24,7 +24,7 @@ VARIANTS = {"L": (0, (3, 13, 30, 3)), "S": (1, (3, 4, 14, 3))}
 
 def crfiqa_net(layers: tuple[int, ...]) -> Any:
     """iResNet with the ``qs`` head, in the official state-dict layout (``conv1.*`` … ``qs.*``)."""
-    from torch import nn
+    nn = require("torch", "CR-FIQA").nn
 
     from bench.fr.iresnet import IResNet
 
@@ -46,10 +46,7 @@ class CRFIQA(CheckpointQuality):
     """CR-FIQA(L) or CR-FIQA(S) quality regression (option ``variant``: L or S)."""
 
     def _variant(self) -> tuple[int, tuple[int, ...]]:
-        name = str({**self.card.get("options", {}), **self.options}.get("variant", "L")).upper()
-        if name not in VARIANTS:
-            raise BenchError(f"cr-fiqa: variant must be L or S, got {name!r}")
-        return VARIANTS[name]
+        return VARIANTS[self.options["variant"]]
 
     def weights_index(self) -> int:
         return self._variant()[0]

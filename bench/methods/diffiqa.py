@@ -1,12 +1,20 @@
 """DifFIQA (Babnik et al., IJCB 2023): quality from the FR-embedding stability under diffusion.
 
 For a crop x and its horizontal flip x_f, each of n repetitions noises both to t (forward
-process, t = 5) and denoises them back with DDIM (η = 1, model evaluated at t−1, …, 0, x0
-clipped to [−1, 1]) to x̂, x̂_f. The score (Eq. 7) is the mean over repetitions of the mean
-cosine similarity between the embedding of x and those of E = {x_t, x̂, x_f, x_t^f, x̂^f}.
+process, t = 5) and denoises them back with DDIM (η = 1, model evaluated at t−1, …, 0, 0 as
+the official time list does, x0 clipped to [−1, 1]) to x̂, x̂_f. The score (Eq. 7) is the
+mean over repetitions of the mean cosine similarity between the embedding of x and those of E = {x_t, x̂, x_f, x_t^f, x̂^f}.
 The ablations of Table 4 are registered as their own methods: ``diffiqa-noflip`` (E =
 {x_t, x̂}), ``diffiqa-noforward`` (noisy images left out: E = {x̂, x_f, x̂^f}) and
 ``diffiqa-t20`` (t = 20).
+
+Defaults follow the official inference code (DifFIQA c0bc008, diffiqa/inference.py): the
+raw ``model`` weights score (``weights_key = "ema"`` takes the EMA copy), the UNet runs in
+fp32 (``precision = "bf16" | "fp16"`` autocasts it, on CPU too), and a PyTorch FR model gets
+the noisy and reconstructed images as unclipped floats. FR models without a PyTorch forward
+take uint8 crops, so their copies are clipped to [0, 255] and rounded (a documented
+deviation). The official FR model inside the score is CosFace whatever model evaluates the
+comparisons; the cards record that (``quality_fr``) for the runner.
 
 The FR model embeds the very crops the DDPM perturbs, so a checkpoint serves only FR models
 of the crop domain it was trained on; a mismatch is refused. Noise comes from a generator
@@ -25,13 +33,16 @@ import numpy as np
 import torch
 
 from bench.diffusion.checkpoint import DDPMCheckpoint, from_model, load_denoiser, to_model
-from bench.diffusion.schedule import CosineSchedule, backward_times
+from bench.diffusion.schedule import CosineSchedule
+from bench.diffusion.schedule import backward_times as backward_time_list
 from bench.diffusion.unet import UNet
 from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel, to_pixels
 from bench.io import sha256_file
 from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, image_seed, synchronise
+from bench.options import OptionError
 from bench.registry import register_method
+from bench.device import autocast_dtype
 from bench.weights import resolve_weights
 
 STEPS = ("initialization", "forward", "backward", "embedding", "quality")  # Table 8 step ids
@@ -46,19 +57,25 @@ class DifFIQAParams:
     flip: bool = True
     use_noisy: bool = True
     eta: float = 1.0
+    backward_times: str = "official"
 
     @classmethod
-    def from_card(cls, card_params: dict[str, Any], options: dict[str, Any]) -> DifFIQAParams:
-        merged = {**card_params, **{k: v for k, v in options.items() if k in cls.__dataclass_fields__}}
-        p = cls(**merged)
-        if not (isinstance(p.t, int) and isinstance(p.repeats, int) and p.t >= 1 and p.repeats >= 1):
-            raise BenchError(f"DifFIQA t and repeats must be integers >= 1 (got t={p.t!r}, repeats={p.repeats!r})")
+    def from_options(cls, options: dict[str, Any]) -> DifFIQAParams:
+        """The variant of a method's resolved options (bench.options: typed, defaults from its card)."""
+        p = cls(**{k: options[k] for k in cls.__dataclass_fields__})
+        if p.t < 1 or p.repeats < 1:
+            raise OptionError(f"--method-option t={p.t} repeats={p.repeats}: DifFIQA needs t >= 1 and repeats >= 1")
         return p
+
+    @property
+    def times(self) -> list[int]:
+        """Model evaluation times of the backward pass (see bench.diffusion.schedule.backward_times)."""
+        return backward_time_list(self.t, self.backward_times)
 
 
 def draw_noise(seeds: list[int], views: int, params: DifFIQAParams, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward noise [B, V, n, *shape] and DDIM step noise [steps, B, V, n, *shape], per-image seeded."""
-    n_steps = max(0, params.t - 1)  # the last backward step returns x0 and draws nothing
+    n_steps = len(params.times) - 1  # the last backward step returns x0 and draws nothing
     fwd, step = [], []
     for s in seeds:
         g = torch.Generator().manual_seed(s)
@@ -73,7 +90,8 @@ def perturb(net: UNet, schedule: CosineSchedule, x: torch.Tensor, params: DifFIQ
             timings: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy x_t and reconstructions x̂ of model-size images x [M, C, S, S] in [−1, 1].
 
-    ``fwd_noise`` is [M, C, S, S] and ``step_noise`` [t−1, M, C, S, S]. Returns both [M, C, S, S].
+    ``fwd_noise`` is [M, C, S, S] and ``step_noise`` [steps − 1, M, C, S, S] (steps = len(params.times)).
+    Returns both [M, C, S, S].
     """
     dev = x.device
     t0 = time.perf_counter()
@@ -82,7 +100,7 @@ def perturb(net: UNet, schedule: CosineSchedule, x: torch.Tensor, params: DifFIQ
     synchronise(str(dev))
     t1 = time.perf_counter()
     img = x_t
-    times = backward_times(params.t)
+    times = params.times
     for k, time_now in enumerate(times):
         cond = torch.full((x.shape[0],), time_now, dtype=torch.long, device=dev)
         with torch.autocast(dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
@@ -100,11 +118,13 @@ def perturb(net: UNet, schedule: CosineSchedule, x: torch.Tensor, params: DifFIQ
 
 
 def embed_images(fr: FRModel, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-    """FR embeddings [N, D] (float32, on the images' device) of crops in [−1, 1].
+    """FR embeddings [N, D] (float32, on the images' device) of images nominally in [−1, 1].
 
-    PyTorch FR models take the float pixels directly; others get them rounded to uint8.
+    PyTorch FR models take the float pixels unclipped, as the official code feeds its noisy
+    images (which leave [−1, 1]) to its FR model; the others take uint8 crops, so theirs are
+    clipped to [0, 255] and rounded.
     """
-    pix = ((images.float() + 1) * 127.5).clamp(0, 255)
+    pix = (images.float() + 1) * 127.5
     chunk = chunk or len(pix)
     out = []
     for start in range(0, len(pix), chunk):
@@ -113,7 +133,7 @@ def embed_images(fr: FRModel, images: torch.Tensor, chunk: int = 0) -> torch.Ten
             with torch.inference_mode():
                 out.append(fr.forward_images(part.to(fr.device)).float().to(images.device))
         else:
-            u8 = part.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            u8 = part.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             out.append(torch.from_numpy(np.asarray(fr.embed(u8), dtype=np.float32)).to(images.device))
     return torch.cat(out)
 
@@ -137,18 +157,18 @@ def combine(c_noisy: torch.Tensor | None, c_recon: torch.Tensor, c_flip: torch.T
 
 @register_method("diffiqa")
 class DifFIQA(QualityMethod):
-    """DifFIQA with the card's ``[params]`` (t, repeats, flip, use_noisy); see the module doc."""
+    """DifFIQA with the card's options (t, repeats, flip, use_noisy, ...); see the module doc."""
 
-    def __init__(self, card: Any, *, weights: Any = None, device: str = "cpu", seed: int = 0, **options: Any) -> None:
-        super().__init__(card, weights=weights, device=device, seed=seed, **options)
-        self.params = DifFIQAParams.from_card(card.get("params", {}), options)
-        self.precision = str(options.get("precision", "auto"))
-        self.fr_chunk = int(options.get("fr_chunk", 0))
+    def __init__(self, card: Any, **kwargs: Any) -> None:
+        super().__init__(card, **kwargs)
+        self.params = DifFIQAParams.from_options(self.options)
+        self.precision = self.options["precision"]
+        self.fr_chunk = self.options["fr_chunk"]
         # UNet images per forward pass; 0 = all copies of the batch at once (the default on
         # GPUs). On CPU one pass of hundreds of copies measured 2x slower than passes of one
         # image's 2n copies (benchmarks/bench_diffiqa.py), so the CPU default is 2n.
-        default = 0 if device.startswith("cuda") else 2 * self.params.repeats
-        self.unet_batch = int(options.get("unet_batch", default))
+        auto = 0 if self.device.startswith("cuda") else 2 * self.params.repeats
+        self.unet_batch = self.options["unet_batch"] or auto
         self.net: UNet | None = None
         self.ckpt: DDPMCheckpoint | None = None
         self.weights_path: Path | None = None
@@ -156,15 +176,13 @@ class DifFIQA(QualityMethod):
         self.timings: list[dict[str, float]] = []
 
     def _autocast_dtype(self) -> torch.dtype | None:
-        if not self.device.startswith("cuda") or self.precision == "fp32":
-            return None
-        return torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return autocast_dtype(self.precision)
 
     def load(self, fr: FRModel) -> None:
         """Load the DDPM checkpoint (once) and check it was trained for ``fr``'s crops."""
         if self.net is None:
             path = resolve_weights(self.card, self.weights_arg)
-            self.net, self.ckpt = load_denoiser(path, self.device)
+            self.net, self.ckpt = load_denoiser(path, self.device, self.options["weights_key"], trust=self.trust_weights)
             self.schedule = CosineSchedule(self.ckpt.timesteps)
             self.weights_sha256 = sha256_file(path)
             self.weights_path = path

@@ -18,6 +18,8 @@ from bench.registry import register_method
 class RandomQuality(QualityMethod):
     """Uniform [0, 1) scores from a generator seeded by (seed, dataset name, image id)."""
 
+    checkpoint_batches = False
+
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
         ids = [ctx.dataset.image_ids[int(i)] for i in indices]
         # Seed per image id so scores do not depend on batch size or image order.
@@ -31,6 +33,8 @@ class RandomQuality(QualityMethod):
 @register_method("oracle")
 class OracleQuality(QualityMethod):
     """Quality = min cosine similarity over the image's mated comparisons (ground truth)."""
+
+    checkpoint_batches = False
 
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
         raise NotImplementedError("oracle scores whole datasets only")

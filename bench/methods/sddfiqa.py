@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.methods.checkpoint import CheckpointQuality, state_dict_of
+from bench.optional import require
 from bench.registry import register_method
 
 FEATURES = 512 * 7 * 7
@@ -23,7 +24,7 @@ FEATURES = 512 * 7 * 7
 
 def sddfiqa_net() -> Any:
     """The SDD-FIQA network in the official state-dict layout (``input_layer``, ``body``, ``quality``)."""
-    from torch import nn
+    nn = require("torch", "SDD-FIQA").nn
 
     from bench.fr.iresnet import ir50
 

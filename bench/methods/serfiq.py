@@ -31,6 +31,8 @@ import numpy as np
 from bench.errors import BenchError
 from bench.fr.base import TorchFRModel, to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
+from bench.optional import require
+from bench.options import OptionError
 from bench.registry import register_method
 
 Split = tuple[Callable[[Any], Any], Callable[[Any], Any]]
@@ -40,7 +42,7 @@ def embedding_split(fr: TorchFRModel) -> Split:
     """(features_fn, head_fn) of a PyTorch FR model: the input of its last layer, and that layer."""
     if hasattr(fr, "embedding_head"):
         return fr.embedding_head()
-    import torch
+    torch = require("torch", "SER-FIQ")
 
     module = getattr(fr, "module", None)
     fc = getattr(module, "fc", None)
@@ -69,7 +71,7 @@ def embedding_split(fr: TorchFRModel) -> Split:
 
 def dropout_masks(generator: Any, passes: int, width: int, rate: float) -> Any:
     """Inverted-dropout multipliers [passes, width]: 0 with probability ``rate``, else 1/(1-rate)."""
-    import torch
+    torch = require("torch", "SER-FIQ")
 
     keep = torch.rand((passes, width), generator=generator) >= rate
     return keep.float() / (1.0 - rate)
@@ -87,13 +89,17 @@ def serfiq_score(embeddings: np.ndarray) -> float:
 class SERFIQ(QualityMethod):
     """SER-FIQ on the run's FR model. Options: passes (m, 100), dropout (0.5), calibrate (false)."""
 
+    def __init__(self, card: Any, **kwargs: Any) -> None:
+        super().__init__(card, **kwargs)
+        if self.options["passes"] < 2 or not 0.0 <= self.options["dropout"] < 1.0:
+            raise OptionError(f"--method-option passes={self.options['passes']} dropout={self.options['dropout']:g}: "
+                              "ser-fiq needs passes >= 2 (it averages pairwise distances) and 0 <= dropout < 1")
+
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
-        import torch
+        torch = require("torch", "SER-FIQ")
 
         fr = require_torch_fr(ctx.fr, self.name)
-        given = {**self.card.get("options", {}), **self.options}
-        passes = int(given.get("passes", 100))
-        rate = float(given.get("dropout", 0.5))
+        passes, rate = self.options["passes"], self.options["dropout"]
         features_fn, head_fn = embedding_split(fr)
         x = to_pixels(crops, ctx.device)
         out = np.empty(len(indices))
@@ -107,14 +113,14 @@ class SERFIQ(QualityMethod):
                 masks = dropout_masks(gen, passes, feats.shape[1], rate).to(feats.device)
                 emb = head_fn(feats[k : k + 1] * masks)
                 out[k] = serfiq_score(emb.double().cpu().numpy())
-        if given.get("calibrate", False):
+        if self.options["calibrate"]:
             out = 1.0 / (1.0 + np.exp(-130.0 * (out - 0.88)))
         return out
 
 
 def _check_split(fr: TorchFRModel, from_head: Any, direct: Any) -> None:
     """The split must reproduce the model's embedding, else SER-FIQ would perturb the wrong layer."""
-    import torch
+    torch = require("torch", "SER-FIQ")
 
     if from_head.shape != direct.shape or not torch.allclose(from_head, direct, rtol=1e-4, atol=1e-4 * float(direct.abs().max())):
         raise BenchError(f"ser-fiq: features + last layer of FR model {fr.name!r} do not reproduce its embedding; "

@@ -1,14 +1,18 @@
 """``bench report``: assemble tables and figures and write LaTeX, Markdown, HTML, PNG and PDF.
 
 From the published source the paper's tables are drawn cell for cell. From a results folder
-the reproduced numbers are drawn in the paper's layout (LaTeX, Markdown) and, on the HTML
-page, beside the published ones (reproduced | published | delta). Nothing is recomputed:
-pAUC rows and EDC points are read as ``bench run`` wrote them.
+the reproduced numbers of the paper's protocol are drawn in the paper's layout (LaTeX) and,
+in HTML and Markdown alike, beside the published ones (reproduced | published | delta).
+Rows run with other settings (folds, FMR, quality rule, ...) get their own "Other settings"
+section labelled with what differs; FR models with no reproduced value are folded into one
+"Published only" section at the end. Nothing is recomputed: pAUC rows and EDC points are
+read as ``bench run`` wrote them.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ import pandas as pd
 import bench
 from bench import published
 from bench.cards import load_cards
+from bench.check import assumed_note
 from bench.errors import BenchError
 from bench.io import atomic_write_bytes, atomic_write_text
 from bench.report import frames, tables
@@ -42,12 +47,16 @@ PUBLISHED = "published"
 
 @dataclass(frozen=True)
 class Section:
-    """One part of the report: a table (paper layout, plus an HTML comparison), a figure, or a note."""
+    """One part of the report: a table, a figure, or a note.
+
+    ``table`` is the paper's layout (LaTeX); ``comparison``, when given, the same numbers
+    beside the published ones, drawn instead of ``table`` in HTML and Markdown.
+    """
 
     key: str
     title: str
     table: Table | None = None
-    html_table: Table | None = None
+    comparison: Table | None = None
     figure: Rendered | None = None
     note: str = ""
 
@@ -136,6 +145,36 @@ def _table1_from_data(data_root: Path, reference: str) -> pd.DataFrame:
     return found.merge(extra, on="dataset", how="left")
 
 
+def _pauc_sections(paper: pd.DataFrame, others: pd.DataFrame, discard: float, pub: pd.DataFrame,
+                   why: frames.Reasons, published_blocks: bool, assumed: str) -> tuple[list[Section], Section | None]:
+    """The reproduced pAUC section and the other-settings one, and the published-only section.
+
+    Only FR models with a reproduced paper-protocol value are compared; the published blocks
+    of the others are left to one "Published only" section (None without ``published_blocks``).
+    ``assumed`` says that a published-columns-only file was read as the paper's protocol.
+    """
+    mine = set(paper["fr"])
+    compared = pub[pub["fr"].isin(mine)]
+    rest = pub[~pub["fr"].isin(mine)]
+    out = []
+    if paper.empty:
+        out.append(_note("pauc", "pAUC", f"No result of the paper's protocol at {_discard_text(discard)}"
+                         + (": see Other settings." if not others.empty else ".")))
+    else:
+        out.append(Section("pauc", "pAUC", tables.pauc_table(paper, discard),
+                           tables.pauc_table(paper, discard, compared if not compared.empty else None, why),
+                           note=f"{assumed}." if assumed else ""))
+    if not others.empty:
+        out.append(Section("pauc-other", "Other settings", tables.other_settings_table(others, discard)))
+    only = None
+    if published_blocks and not rest.empty:
+        only = Section("published-only", "Published only", tables.pauc_table(
+            rest, discard, title=f"Published pAUC at discard {discard:g}",
+            caption=(f"The paper's pAUC at a discard rate of {discard:g} and FMR = 1e-3 ({tables.LOWER_BETTER}) "
+                     "for the FR models with no reproduced value (reference data, not results of this harness).")))
+    return out, only
+
+
 def results_sections(
     keys: Sequence[str],
     results: Path,
@@ -144,16 +183,24 @@ def results_sections(
     reasons: frames.Reasons | None,
     edc_variant: str | None,
     data_root: Path | None,
+    published_blocks: bool = True,
+    bands: bool = False,
 ) -> tuple[list[Section], str]:
-    """Reproduced tables and figures from a results folder, and the EDC variant shown."""
+    """Reproduced tables and figures from a results folder, and the EDC variant shown.
+
+    Tables under the paper's captions hold only rows of the paper's protocol; the published
+    pAUC blocks of FR models with no reproduced value come last (``published_blocks``).
+    """
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
+    paper, others = tidy[tidy["differs"] == ""], tidy[tidy["differs"] != ""]
     # Ablation variants get Table 4; Tables 2/5/6/7 and Fig. 4 compare the full methods.
     variants_only = [m for m, v in frames.ABLATION_VARIANTS.items() if v != "complete"]
-    main = tidy[~tidy["method_id"].isin(variants_only)]
+    main = paper[~paper["method_id"].isin(variants_only)]
     why = {**frames.load_not_run(results), **(reasons or {})}
     pub = frames.published_pauc(reference, discard)
     runs = frames.load_runs(results) if {"runtime", "breakdown"} & set(keys) else None
     out = []
+    only = None
     for key in keys:
         if key == "datasets":
             if data_root is None:
@@ -161,9 +208,13 @@ def results_sections(
             else:
                 out.append(Section(key, "Datasets", tables.render_table1(_table1_from_data(data_root, reference))))
         elif key == "pauc":
-            out.append(Section(key, "pAUC", tables.pauc_table(main, discard),
-                               tables.pauc_table(main, discard, pub if not pub.empty else None, why)))
+            sections, only = _pauc_sections(main, others, discard, pub, why, published_blocks,
+                                            assumed_note(tidy, variant))
+            out += sections
         elif key == "average":
+            if main.empty:
+                out.append(_note(key, "Averages", "No result of the paper's protocol to average."))
+                continue
             mine = frames.averages(frames.add_means(main), pub if not pub.empty else None)
             ref = frames.published_averages(reference, discard)
             out.append(Section(key, "Averages", tables.average_table(mine, discard),
@@ -176,7 +227,7 @@ def results_sections(
         elif key == "ablation":
             ref = _at(published.load_table("table4_ablation", reference), discard)
             labels = _ablation_labels(published.load_table("table4_ablation", reference))
-            mine = frames.ablation_frame(tidy, labels)
+            mine = frames.ablation_frame(paper, labels)
             names = ", ".join(frames.ABLATION_VARIANTS)
             out.append(Section(key, "Ablation", tables.ablation_table(mine, discard),
                                tables.ablation_table(mine, discard, ref if not ref.empty else None))
@@ -189,14 +240,38 @@ def results_sections(
                        if not mine.empty else
                        _note(key, "Runtime breakdown", "No DifFIQA run records a runtime_breakdown."))
         elif key == "edc":
+            if tidy.attrs["assumed"]:
+                out.append(_note(key, "EDC curves", "pauc.csv has only the published columns: no EDC curves."))
+                continue
             curves = frames.curve_frame(results, main)
-            out.append(Section(key, "EDC curves", figure=edc_grid(curves, discard)) if not curves.empty else
-                       _note(key, "EDC curves", "No EDC curves in the results folder."))
+            shaded = frames.band_frame(results, main) if bands else None
+            out.append(Section(key, "EDC curves", figure=edc_grid(curves, discard, shaded)) if not curves.empty else
+                       _note(key, "EDC curves", "No EDC curves of the paper's protocol in the results folder."))
         elif key == "scores":
             scores = frames.score_frame(results)
             out.append(Section(key, "Score distributions", figure=score_distributions(scores)) if not scores.empty
                        else _note(key, "Score distributions", "No score files under scores/."))
-    return out, variant
+    return out + ([only] if only is not None else []), variant
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that is (or whose subfolders are) a file, before anything is written."""
+    for path in (out, out / "tables", out / "figures"):
+        if path.exists() and not path.is_dir():
+            raise BenchError(f"--out {out}: {path} is a file, not a folder; name a folder (created when missing)")
+
+
+def _with_ci(section: Section) -> Section:
+    """The section with its tables printing intervals (``--ci``)."""
+    return dataclasses.replace(
+        section, table=section.table and dataclasses.replace(section.table, show_ci=True),
+        comparison=section.comparison and dataclasses.replace(section.comparison, show_ci=True))
+
+
+def _has_ci(sections: Sequence[Section]) -> bool:
+    """Whether any cell carries an interval (the HTML page then offers the toggle)."""
+    return any(c.ci for s in sections for t in (s.table, s.comparison) if t is not None
+               for b in t.blocks for r in b.rows for c in r)
 
 
 def build_report(
@@ -210,6 +285,9 @@ def build_report(
     reasons: frames.Reasons | None = None,
     edc_variant: str | None = None,
     reference: str = published.DEFAULT_SOURCE,
+    published_blocks: bool = True,
+    ci: bool = False,
+    bands: bool = False,
 ) -> list[Path]:
     """Write the report into ``out`` and return the files written, sorted.
 
@@ -218,16 +296,23 @@ def build_report(
     ``tables`` limits the sections (names or paper numbers, see :data:`ALIASES`).
     ``reasons`` maps printed (fr, method, dataset), ``*`` for any, to why a cell was not run;
     it adds to ``runs/not_run.json``. ``edc_variant`` None picks the harness default.
+    ``published_blocks`` False leaves out the published-only section; ``ci`` prints the
+    bootstrap intervals in LaTeX and Markdown (HTML always has them, behind a toggle);
+    ``bands`` shades each EDC curve's bootstrap band (runs made with --bootstrap).
     Writes report.{html,md,tex}, tables/<key>.{tex,md} and figures/<name>.{png,pdf}.
     """
     if not (0.0 < discard <= 1.0):
         raise BenchError(f"--discard must be in (0, 1], got {discard:g}")
+    out = Path(out)
+    _check_out(out)
     keys = resolve_sections(tables)
     if results is None:
         sections, variant = published_sections(keys, discard, reference, data_root), ""
     else:
-        sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root)
-    out = Path(out)
+        sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root,
+                                             published_blocks, bands)
+    if ci:
+        sections = [_with_ci(s) for s in sections]
     written: list[Path] = []
     figures = {}
     for section in sections:
@@ -239,7 +324,9 @@ def build_report(
                 written.append(path)
             figures[fig.name] = base64.b64encode(fig.png).decode("ascii")
         if section.table is not None:
-            for suffix, text in (("tex", render_latex(section.table)), ("md", render_markdown(section.table))):
+            # Markdown draws what HTML draws: the comparison when there is one.
+            shown = section.comparison or section.table
+            for suffix, text in (("tex", render_latex(section.table)), ("md", render_markdown(shown))):
                 path = out / "tables" / f"{section.key}.{suffix}"
                 atomic_write_text(path, text)
                 written.append(path)
@@ -251,6 +338,7 @@ def build_report(
         "discard": f"{discard:g}",
         "edc_variant": variant,
         "compare": results is not None,
+        "has_ci": _has_ci(sections),
         "version": bench.__version__,
     }
     for name in ("report.html", "report.md", "report.tex"):

@@ -66,12 +66,13 @@ def _save(fig: Figure) -> tuple[bytes, bytes]:
     return png.getvalue(), pdf.getvalue()
 
 
-def edc_grid(curves: pd.DataFrame, discard: float) -> Rendered:
+def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = None) -> Rendered:
     """Fig. 4: rows datasets x columns FR models, one step curve (FNMR vs discard) per method.
 
     ``curves`` has columns fr, method, dataset, discard_fraction, fnmr (the stored EDC points).
     Curves are drawn non-interpolated (each point's FNMR holds until the next point) up to
-    ``discard``, the pAUC limit.
+    ``discard``, the pAUC limit. ``bands`` (fr, method, dataset, discard_fraction, low, high)
+    adds each curve's pointwise 95 % bootstrap band, shaded in the curve's colour.
     """
     datasets = ordered(curves["dataset"], PAPER_DATASETS)
     frs = ordered(curves["fr"], PAPER_FR)
@@ -97,6 +98,14 @@ def edc_grid(curves: pd.DataFrame, discard: float) -> Rendered:
                 ax.plot(x_plot, y_plot, drawstyle="steps-post", color=colours[method], lw=1.0, label=method)
                 finite = y_plot[np.isfinite(y_plot)]
                 top = max(top, float(finite.max()) if finite.size else 0.0)
+                if bands is not None:
+                    band = bands[(bands["dataset"] == dataset) & (bands["fr"] == fr) & (bands["method"] == method)]
+                    band = band[band["discard_fraction"] <= discard]
+                    if not band.empty:
+                        ax.fill_between(band["discard_fraction"].to_numpy(float), band["low"].to_numpy(float),
+                                        band["high"].to_numpy(float), step="post", color=colours[method], alpha=0.15,
+                                        lw=0)
+                        top = max(top, float(np.nanmax(band["high"].to_numpy(float))))
             if panel.empty:
                 ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.5")
             ax.set_xlim(0.0, discard)
@@ -114,6 +123,7 @@ def edc_grid(curves: pd.DataFrame, discard: float) -> Rendered:
     caption = (
         f"Non-interpolated EDC curves (FNMR at FMR = 1e-3 against the fraction of discarded comparisons) "
         f"up to a discard rate of {discard:g}; rows are datasets, columns FR models (cf. Fig. 4)."
+        + (" Shaded: pointwise 95 % bootstrap band of each curve." if bands is not None and not bands.empty else "")
     )
     return Rendered("edc_grid", "EDC curves", caption, png, pdf)
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from bench import published
-from bench.cards import paper_name
+from bench.cards import load_cards, paper_name, registered_name
 from bench.edc import VARIANTS
 from bench.errors import DataError
-from bench.results import read_pauc_csv
+from bench.results import ALL_FOLDS, latest_per_identity, paper_rows, protocol_differences, read_pauc_csv
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
 MEAN = published.MEAN_COLUMN
@@ -70,10 +70,15 @@ def choose_variant(variants: list[str], wanted: str | None, path: Path) -> str:
 
 
 def results_pauc(results: Path, discard: float, edc_variant: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Tidy reproduced pAUC at ``discard``: one row per key, the latest run winning.
+    """Tidy reproduced pAUC at ``discard``: one row per identity, the latest run winning.
 
-    Returns the frame (printed names in ``fr``/``method``/``dataset``, registered ones in
-    ``*_id``, plus ``pauc`` and ``run_id``) and the EDC variant it holds.
+    Returns the frame and the EDC variant taken as the paper's protocol. Columns: printed
+    names in ``fr``/``method``/``dataset``, registered ones in ``*_id``, ``pauc``,
+    ``pauc_lo``/``pauc_hi`` (NaN when no interval was computed), ``folds``, ``n_mated``,
+    ``n_nonmated``, ``run_id`` and ``differs``: ``""`` for the paper's protocol (one row per
+    cell, the latest), else what differs from it (:func:`bench.results.protocol_differences`),
+    so such rows are never shown under the paper's captions. ``attrs["assumed"]`` lists the
+    columns a published-columns-only file lacked (:func:`bench.results.read_pauc_csv`).
     """
     path = results / "pauc.csv"
     raw = read_pauc_csv(results)
@@ -82,22 +87,83 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
         present = ", ".join(f"{d:g}" for d in sorted(raw["discard"].unique()))
         raise DataError(f"{path}: no rows at discard {discard:g} (present: {present or 'none'})")
     variant = choose_variant(sorted(rows["edc_variant"].unique()), edc_variant, path)
-    rows = rows[rows["edc_variant"] == variant]
-    rows = rows.drop_duplicates(subset=["fr", "method", "dataset"], keep="last")
+    rows = latest_per_identity(rows)
+    differs = protocol_differences(rows, variant)
+    others = rows[(differs != "").to_numpy()].assign(differs=differs[differs != ""].to_numpy())
+    # As for the paper's protocol, seeds do not define a setting: the latest run stands for it.
+    others = others.drop_duplicates(subset=["differs", "fr", "method", "dataset"], keep="last")
+    rows = pd.concat([paper_rows(rows, variant).assign(differs=""), others], ignore_index=True)
     tidy = pd.DataFrame(
         {
             "discard": float(discard),
             "fr": [printed_fr(n) for n in rows["fr"]],
             "method": [paper_name("method", n) for n in rows["method"]],
             "dataset": [paper_name("dataset", n) for n in rows["dataset"]],
-            "pauc": rows["pauc"].to_numpy(),
-            "run_id": rows["run_id"].to_numpy(),
+            **{c: rows[c].to_numpy() for c in ("pauc", "pauc_lo", "pauc_hi", "folds", "n_mated", "n_nonmated",
+                                               "run_id", "differs")},
             "fr_id": rows["fr"].to_numpy(),
             "method_id": rows["method"].to_numpy(),
             "dataset_id": rows["dataset"].to_numpy(),
         }
     )
-    return tidy.sort_values(["fr", "method", "dataset"], kind="stable").reset_index(drop=True), variant
+    tidy["note"] = cell_notes(tidy)
+    tidy["replicates"] = [_replicates(results, run_id, discard) for run_id in tidy["run_id"]]
+    tidy = tidy.sort_values(["differs", "fr", "method", "dataset"], kind="stable").reset_index(drop=True)
+    tidy.attrs["assumed"] = raw.attrs["assumed"]
+    return tidy, variant
+
+
+def _replicates(results: Path, run_id: str, discard: float) -> Replicates | None:
+    """The stored bootstrap replicates of one run at ``discard`` (None when there are none)."""
+    from bench import bootstrap
+
+    path = results / "runs" / f"{run_id}.json"
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}
+    if "file" not in entry:
+        return None
+    stored = bootstrap.load(path.parent / entry["file"])
+    column = np.flatnonzero(np.isclose(stored.discard_limits, discard, rtol=0, atol=1e-9))
+    if not column.size:
+        return None
+    return Replicates(stored.resamples(), stored.replicates[:, int(column[0])])
+
+
+class Replicates(tuple):
+    """(resamples key, replicate pAUCs at one discard limit): equal keys mean the same resamples."""
+
+    def __new__(cls, key: tuple, values: np.ndarray) -> Replicates:
+        return super().__new__(cls, (key, values))
+
+    @property
+    def key(self) -> tuple:
+        return self[0]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self[1]
+
+
+def cell_notes(tidy: pd.DataFrame) -> list[str]:
+    """Per row, its folds and comparison counts where they differ from the paper's protocol.
+
+    The paper's counts are the dataset cards' ``[table1]`` mated / non-mated comparisons;
+    an unknown count (a published-columns-only file) says nothing.
+    """
+    cards = load_cards("dataset")
+    notes = []
+    for row in tidy.itertuples(index=False):
+        parts = [] if row.folds == ALL_FOLDS else [f"folds {row.folds}"]
+        card = cards.get(row.dataset_id) or cards.get(registered_name("dataset", row.dataset_id) or "")
+        paper = card.get("table1", {}) if card is not None else {}
+        counts = (row.n_mated, row.n_nonmated)
+        wanted = (paper.get("mated"), paper.get("nonmated"))
+        if not any(math.isnan(c) for c in counts) and None not in wanted and tuple(map(int, counts)) != wanted:
+            parts.append(f"{int(counts[0]):,} mated / {int(counts[1]):,} non-mated comparisons "
+                         f"(paper {wanted[0]:,} / {wanted[1]:,})")
+        notes.append("; ".join(parts))
+    return notes
 
 
 def add_means(frame: pd.DataFrame) -> pd.DataFrame:
@@ -261,6 +327,26 @@ def ablation_frame(tidy: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFram
     out = pd.concat([out, means.assign(dataset=MEAN)], ignore_index=True)
     out["label"] = [labels.get(v, v) for v in out["variant"]]
     return out[["variant", "label", "dataset", "pauc"]]
+
+
+def band_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
+    """The stored bootstrap EDC bands of the runs behind ``tidy``: fr, method, dataset,
+    discard_fraction, low, high (runs without a band contribute nothing)."""
+    from bench import bootstrap
+
+    parts = []
+    for row in tidy.sort_values(["fr", "method", "dataset"]).itertuples():
+        path = results / "runs" / f"{row.run_id}.json"
+        entry = (json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}) if path.is_file() else {}
+        if "file" not in entry:
+            continue
+        band = bootstrap.load(path.parent / entry["file"]).band
+        if band is not None:
+            grid, low, high = band
+            parts.append(pd.DataFrame({"fr": row.fr, "method": row.method, "dataset": row.dataset,
+                                       "discard_fraction": grid, "low": low, "high": high}))
+    columns = ["fr", "method", "dataset", "discard_fraction", "low", "high"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def curve_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:

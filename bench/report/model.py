@@ -21,7 +21,9 @@ class Cell:
     ``kind`` selects styling: ``label`` (row header), ``value``, ``missing`` (not run),
     ``na`` (not reported), ``delta`` (reproduced minus published). ``note`` is small
     secondary text shown on hover; ``ref`` a footnote marker (e.g. the number of the
-    footnote saying why a cell was not run); ``rank`` 1..3 colours a top-three value.
+    footnote saying why a cell was not run); ``rank`` 1..3 colours a top-three value;
+    ``ci`` the half-width of the value's bootstrap interval as printed (``0.031``), shown
+    on the HTML page behind a toggle and in LaTeX / Markdown when the table's ``show_ci``.
     """
 
     text: str
@@ -31,6 +33,7 @@ class Cell:
     note: str = ""
     ref: str = ""
     sign: int = 0
+    ci: str = ""
 
     @property
     def colour(self) -> str | None:
@@ -60,6 +63,7 @@ class Table:
 
     ``align`` is one LaTeX column letter per body column (``l``/``r``/``c``). ``header``
     holds one or two rows; in a two-row header the first row groups the second.
+    ``show_ci`` prints the cells' intervals (``0.699 ± 0.031``) in LaTeX and Markdown.
     """
 
     key: str
@@ -69,6 +73,7 @@ class Table:
     blocks: tuple[Block, ...]
     align: str
     footnotes: tuple[str, ...] = field(default_factory=tuple)
+    show_ci: bool = False
 
     @property
     def ncols(self) -> int:

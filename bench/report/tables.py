@@ -8,13 +8,14 @@ so two cells that read the same are marked the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from bench.check import OTHER_PROTOCOL, status_counts
 from bench.errors import DataError
 from bench.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
-from bench.report.frames import ABLATION_DATASETS, MEAN, Reasons, add_means, reason_for
+from bench.report.frames import ABLATION_DATASETS, MEAN, Reasons, Replicates, add_means, reason_for
 from bench.report.model import Block, Cell, HeaderCell, Table, fmt, fmt_delta, header_row
 
 PAUC_DECIMALS = 3
@@ -43,6 +44,10 @@ DRIFT_DECIMALS = 4
 SERFIQ_NOTE = "n/a: SER-FIQ was used to create XQLFW, so the paper does not report it there."
 LOWER_BETTER = "lower is better"
 COMPARE_HEADER = ("rep.", "pub.", "Δ")
+# The paper timed on a GPU (RTX 3090): ratios only against runs on a GPU too.
+PAPER_DEVICE_CLASS = "gpu"
+RATIO_NOTE = ("reproduced / published only for runs on a GPU, as the paper's; a run on another device stands beside "
+              "the published time without a ratio.")
 
 
 def ordered(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
@@ -83,31 +88,99 @@ def top_ranks(values: Sequence[float | None], decimals: int) -> list[int | None]
     return [ranks[v] if not math.isnan(v) and ranks[v] <= 3 else None for v in shown]
 
 
-def _grid(
-    rows: Sequence[str],
-    labels: Mapping[str, str],
-    cols: Sequence[str],
-    rep: Mapping[tuple[str, str], float],
-    decimals: int,
-    rank_col: str | None,
-    pub: Mapping[tuple[str, str], float] | None = None,
-    missing: Mapping[tuple[str, str], str] | None = None,
-    refs: list[str] | None = None,
-) -> tuple[tuple[Cell, ...], ...]:
-    """Body rows: a label, then per column the value (bold/colour marked).
+CellKey = tuple[str, str]
 
-    With ``pub`` every column becomes reproduced | published | delta, and a value absent
-    from ``rep`` reads "not run"; when ``missing`` knows why, the cell carries the reason and
-    a marker ``[n]`` indexing ``refs`` (reasons in order of first use, filled in here).
+
+TIED_NOTE = ("bold: the lowest pAUC of its column and every method tied with it, i.e. whose paired bootstrap "
+             "difference to it (same resamples, 95 % interval) includes 0.")
+SIGNIFICANCE = 0.05
+
+
+def tied_with_best(values: Sequence[float | None], best: Sequence[bool],
+                   replicates: Sequence[Replicates | None]) -> list[bool]:
+    """Per row: not itself best, but its paired bootstrap difference to a best row is not significant.
+
+    Only rows whose replicates were drawn on the same resamples as the best row's count;
+    without replicates nothing is tied.
     """
-    marks: dict[tuple[str, str], tuple[bool, int | None]] = {}
+    from bench.paired import paired_test
+
+    anchors = [r for r, b in zip(replicates, best) if b and r is not None]
+    tied = []
+    for value, is_best, reps in zip(values, best, replicates):
+        ok = (not is_best and reps is not None and value is not None and not math.isnan(value)
+              and any(a.key == reps.key and paired_test(reps.values, a.values).p_value[0] >= SIGNIFICANCE
+                      for a in anchors))
+        tied.append(bool(ok))
+    return tied
+
+
+def column_marks(
+    rows: Sequence[str], cols: Sequence[str], rep: Mapping[CellKey, float], decimals: int, rank_col: str | None,
+    replicates: Mapping[CellKey, Replicates] | None = None,
+) -> dict[CellKey, tuple[bool, int | None]]:
+    """The marks of every cell: (bold, rank). The one place that decides what is "best".
+
+    Per column the lowest printed value is bold (ties all bold), and so is every method
+    tied with it by a paired bootstrap test when the cells carry replicates
+    (:func:`tied_with_best`); in ``rank_col`` the three lowest are ranked 1..3 instead (the
+    paper's green, blue, red).
+    """
+    marks: dict[CellKey, tuple[bool, int | None]] = {}
     for col in cols:
         values = [rep.get((row, col)) for row in rows]
         if col == rank_col:
             flags = [(False, r) for r in top_ranks(values, decimals)]
         else:
-            flags = [(b, None) for b in best_flags(values, decimals)]
+            best = best_flags(values, decimals)
+            reps = [(replicates or {}).get((row, col)) for row in rows]
+            flags = [(b or t, None) for b, t in zip(best, tied_with_best(values, best, reps), strict=True)]
         marks.update({(row, col): flag for row, flag in zip(rows, flags, strict=True)})
+    return marks
+
+
+def _footnote(refs: list[str] | None, text: str) -> str:
+    """The marker ``[n]`` of footnote ``text`` in ``refs`` (added on first use); ``""`` without refs."""
+    if not text or refs is None:
+        return ""
+    if text not in refs:
+        refs.append(text)
+    return f"[{refs.index(text) + 1}]"
+
+
+def _interval(bounds: tuple[float, float] | None, decimals: int) -> tuple[str, str]:
+    """(half-width as printed, hover text) of a bootstrap interval; empty when there is none."""
+    if bounds is None or any(math.isnan(b) for b in bounds):
+        return "", ""
+    lo, hi = bounds
+    return fmt((hi - lo) / 2, decimals), f"bootstrap interval {fmt(lo, decimals)} – {fmt(hi, decimals)}"
+
+
+def _grid(
+    rows: Sequence[str],
+    labels: Mapping[str, str],
+    cols: Sequence[str],
+    rep: Mapping[CellKey, float],
+    decimals: int,
+    rank_col: str | None,
+    pub: Mapping[CellKey, float] | None = None,
+    missing: Mapping[CellKey, str] | None = None,
+    refs: list[str] | None = None,
+    notes: Mapping[CellKey, str] | None = None,
+    intervals: Mapping[CellKey, tuple[float, float]] | None = None,
+    no_delta: Collection[CellKey] = (),
+    replicates: Mapping[CellKey, Replicates] | None = None,
+) -> tuple[tuple[Cell, ...], ...]:
+    """Body rows: a label, then per column the value (bold/colour marked).
+
+    With ``pub`` every column becomes reproduced | published | delta, and a value absent
+    from ``rep`` reads "not run"; when ``missing`` knows why, the cell carries the reason and
+    a marker ``[n]`` indexing ``refs`` (footnote texts in order of first use, filled in
+    here). A value with a ``notes`` entry (what differs from the paper's protocol) gets a
+    marker too; one with an ``intervals`` entry carries its interval (hover, ``ci``).
+    Cells in ``no_delta`` show both values but no delta (they average different cells).
+    """
+    marks = column_marks(rows, cols, rep, decimals, rank_col, replicates)
     body = []
     for row in rows:
         cells = [Cell(labels.get(row, row), kind="label")]
@@ -116,20 +189,22 @@ def _grid(
             bold, rank = marks[(row, col)]
             if (row, col) not in rep:
                 note = (missing or {}).get((row, col), "")
-                if note and refs is not None and note not in refs:
-                    refs.append(note)
-                ref = f"[{refs.index(note) + 1}]" if note and refs is not None else ""
+                ref = _footnote(refs, f"not run: {note}" if note else "")
                 cells.append(Cell("not run" if pub is not None else "—", kind="missing", note=note, ref=ref))
             elif value is None or math.isnan(value):
                 cells.append(Cell("n/a", kind="na"))
             else:
-                cells.append(Cell(fmt(value, decimals), bold=bold, rank=rank))
+                note = (notes or {}).get((row, col), "")
+                ci, hover = _interval((intervals or {}).get((row, col)), decimals)
+                cells.append(Cell(fmt(value, decimals), bold=bold, rank=rank, ref=_footnote(refs, note),
+                                  note="; ".join(t for t in (hover, note) if t), ci=ci))
             if pub is None:
                 continue
             ref = pub.get((row, col))
             cells.append(Cell("—", kind="missing") if (row, col) not in pub
                          else Cell(fmt(ref, decimals), kind="na" if ref is None or math.isnan(ref) else "published"))
-            delta = (value - ref) if value is not None and ref is not None else math.nan
+            comparable = value is not None and ref is not None and (row, col) not in no_delta
+            delta = (value - ref) if comparable else math.nan
             sign = 0 if math.isnan(delta) or round(delta, decimals) == 0 else (1 if delta > 0 else -1)
             cells.append(Cell(fmt_delta(delta, decimals), kind="delta", sign=sign))
         body.append(tuple(cells))
@@ -162,52 +237,133 @@ def _mean_footnote(means: pd.DataFrame, n_cols: int) -> str:
     return text + f" except {', '.join(listed)})."
 
 
+def _cell_info(frame: pd.DataFrame) -> tuple[dict[CellKey, str], dict[CellKey, tuple[float, float]],
+                                             dict[CellKey, Replicates]]:
+    """Per (method, dataset): the ``note`` column's text, the ``pauc_lo``/``pauc_hi`` interval
+    and the stored bootstrap replicates (column ``replicates``)."""
+    keys = list(zip(frame["method"], frame["dataset"]))
+    notes = dict(zip(keys, frame["note"])) if "note" in frame.columns else {}
+    intervals = ({k: (float(lo), float(hi)) for k, lo, hi in zip(keys, frame["pauc_lo"], frame["pauc_hi"], strict=True)}
+                 if {"pauc_lo", "pauc_hi"} <= set(frame.columns) else {})
+    reps = ({k: r for k, r in zip(keys, frame["replicates"], strict=True) if isinstance(r, Replicates)}
+            if "replicates" in frame.columns else {})
+    return {k: str(v) for k, v in notes.items() if isinstance(v, str) and v}, intervals, reps
+
+
+def _unlike_means(mine: pd.DataFrame, ref: pd.DataFrame) -> set[CellKey]:
+    """(method, mean) of one FR block where the reproduced and published means cover different datasets."""
+    def covered(frame: pd.DataFrame) -> dict[str, set[str]]:
+        cells = frame[(frame["dataset"] != MEAN) & frame["pauc"].notna()]
+        return {m: set(group["dataset"]) for m, group in cells.groupby("method")}
+
+    mine_sets, ref_sets = covered(mine), covered(ref)
+    return {(m, MEAN) for m in mine_sets if m in ref_sets and mine_sets[m] != ref_sets[m]}
+
+
 def pauc_table(
     frame: pd.DataFrame,
     discard: float,
     reference: pd.DataFrame | None = None,
     reasons: Reasons | None = None,
+    *,
+    title: str | None = None,
+    caption: str | None = None,
 ) -> Table:
     """Tables 2/5: one block per FR model, methods as rows, datasets then ``mean`` as columns.
 
     ``frame`` has columns fr, method, dataset, pauc (printed names; ``mean`` rows optional:
-    missing means are averaged over the datasets present). With ``reference`` (published
-    rows, same columns) every cell becomes reproduced | published | delta, covering the
-    union of both, and cells absent from ``frame`` read "not run" (reason from ``reasons``).
+    missing means are averaged over the datasets present), optionally ``note`` (what
+    differs from the paper's protocol: a footnote marker) and ``pauc_lo``/``pauc_hi`` (the
+    interval). With ``reference`` (published rows, same columns) every cell becomes
+    reproduced | published | delta, covering the union of both, and cells absent from
+    ``frame`` read "not run" (reason from ``reasons``). ``title``/``caption`` replace the
+    paper's.
     """
     data = add_means(frame.assign(discard=discard))
     ref = add_means(reference.assign(discard=discard)) if reference is not None else None
     both = data if ref is None else pd.concat([data, ref], ignore_index=True)
     datasets = ordered(both.loc[both["dataset"] != MEAN, "dataset"], PAPER_DATASETS)
     cols = [*datasets, MEAN]
-    blocks, refs = [], []
+    blocks: list[Block] = []
+    refs: list[str] = []
+    partial_means = any_replicates = False
     for fr in ordered(both["fr"], PAPER_FR):
         rows_here = both[both["fr"] == fr]
         methods = ordered(rows_here["method"], PAPER_METHODS)
         mine = data[data["fr"] == fr]
         pub = _lookup(ref[ref["fr"] == fr], "method", "dataset") if ref is not None else None
         missing = {(m, d): reason_for(reasons or {}, fr, m, d) for m in methods for d in cols}
-        rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, pub, missing, refs)
+        notes, intervals, reps = _cell_info(mine)
+        any_replicates |= bool(reps)
+        unlike = _unlike_means(mine, ref[ref["fr"] == fr]) if ref is not None else set()
+        partial_means |= bool(unlike)
+        rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, pub, missing, refs,
+                     notes, intervals, unlike, reps)
         blocks.append(Block(f"{fr_display(fr)} — pAUC @ FMR = 1e-3 ({LOWER_BETTER})", rows))
     number = table_number(discard)
-    notes = [_mean_footnote(data[data["dataset"] == MEAN], len(datasets))]
+    footnotes = [_mean_footnote(data[data["dataset"] == MEAN], len(datasets))]
     if data["pauc"].isna().any() and ((data["method"] == "SER-FIQ") & (data["dataset"] == "XQLFW")).any():
-        notes.append(SERFIQ_NOTE)
+        footnotes.append(SERFIQ_NOTE)
+    if any_replicates:
+        footnotes.append(TIED_NOTE)
     if ref is not None:
-        notes.append("rep. = reproduced, pub. = published (the paper's numbers, reference data), "
-                     "Δ = reproduced − published.")
-        notes += [f"[{i}] not run: {reason}" for i, reason in enumerate(refs, 1)]
+        footnotes.append("rep. = reproduced, pub. = published (the paper's numbers, reference data), "
+                         "Δ = reproduced − published.")
+        if partial_means:
+            footnotes.append("Δ of a mean only where the reproduced mean covers the same datasets as the published "
+                             "one; otherwise the two means are over different cells.")
+    footnotes += [f"[{i}] {text}" for i, text in enumerate(refs, 1)]
     return Table(
         key="pauc",
-        title=f"Table {number}" if number and ref is None else f"pAUC at discard {discard:g}",
-        caption=(
+        title=title or (f"Table {number}" if number and ref is None else f"pAUC at discard {discard:g}"),
+        caption=caption or (
             f"pAUC at a discard rate of {discard:g} and FMR = 1e-3 ({LOWER_BETTER}). The best result per "
             "dataset is bold; the best mean is green, the second blue, the third red."
         ),
         header=_header("FIQA model", cols, ref is not None),
         blocks=tuple(blocks),
         align="l" + "r" * (len(cols) * (3 if ref is not None else 1)),
-        footnotes=tuple(notes),
+        footnotes=tuple(footnotes),
+    )
+
+
+def other_settings_table(frame: pd.DataFrame, discard: float) -> Table:
+    """Reproduced pAUC of runs whose settings differ from the paper's protocol, never compared.
+
+    ``frame`` is the tidy pAUC frame's rows with a non-empty ``differs``: one block per
+    (setting, FR model), titled with what differs; marks and means are within a block.
+    """
+    datasets = ordered(frame["dataset"], PAPER_DATASETS)
+    cols = [*datasets, MEAN]
+    blocks: list[Block] = []
+    refs: list[str] = []
+    means = []
+    any_replicates = False
+    for differs in sorted(set(frame["differs"])):
+        data = add_means(frame[frame["differs"] == differs].assign(discard=discard))
+        means.append(data[data["dataset"] == MEAN])
+        for fr in ordered(data["fr"], PAPER_FR):
+            mine = data[data["fr"] == fr]
+            methods = ordered(mine["method"], PAPER_METHODS)
+            notes, intervals, reps = _cell_info(mine)
+            any_replicates |= bool(reps)
+            rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, refs=refs,
+                         notes=notes, intervals=intervals, replicates=reps)
+            blocks.append(Block(f"{fr_display(fr)} — other settings: {differs} ({LOWER_BETTER})", rows))
+    footnotes = [_mean_footnote(pd.concat(means, ignore_index=True), len(datasets))]
+    if any_replicates:
+        footnotes.append(TIED_NOTE)
+    footnotes += [f"[{i}] {text}" for i, text in enumerate(refs, 1)]
+    return Table(
+        key="pauc-other",
+        title=f"Other settings at discard {discard:g}",
+        caption=(f"pAUC at a discard rate of {discard:g} of runs whose settings differ from the paper's protocol "
+                 f"(each block says how), so they are not compared with the published numbers ({LOWER_BETTER}). "
+                 "Bold and colours mark the best within a block."),
+        header=_header("FIQA model", cols, False),
+        blocks=tuple(blocks),
+        align="l" + "r" * len(cols),
+        footnotes=tuple(footnotes),
     )
 
 
@@ -268,12 +424,19 @@ def _ms(mean: float, std: float, decimals: int = MS_DECIMALS) -> str:
     return f"{fmt(mean, decimals)} ± {fmt(std, decimals)}"
 
 
+def device_class(device: str) -> str:
+    """``gpu`` for a CUDA device description (``cuda: NVIDIA H100``), ``cpu`` for a CPU one, else ``""``."""
+    text = device.strip().lower()
+    return "gpu" if text.startswith("cuda") else "cpu" if text.startswith("cpu") else ""
+
+
 def runtime_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> Table:
     """Table 3: scoring time per image (ms, mean ± std) per method, with the device.
 
     ``frame`` has columns method, mean_ms, std_ms, device (and optionally dataset); with
     ``reference`` (published method, mean_ms, std_ms) a published column and the ratio
-    reproduced / published are added.
+    reproduced / published are added, the ratio only for runs of the paper's device class
+    (:data:`PAPER_DEVICE_CLASS`): a CPU time over a GPU time measures the hardware.
     """
     methods = ordered(list(frame["method"]) + (list(reference["method"]) if reference is not None else []),
                       PAPER_METHODS)
@@ -281,6 +444,7 @@ def runtime_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None) ->
     ref = reference.set_index("method") if reference is not None else None
     with_dataset = "dataset" in frame.columns
     rows = []
+    other_device = False
     for m in methods:
         cells = [Cell(m, kind="label")]
         if m in mine.index:
@@ -293,8 +457,10 @@ def runtime_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None) ->
             if m in ref.index:
                 pub_mean = float(ref.loc[m, "mean_ms"])
                 cells.append(Cell(_ms(pub_mean, float(ref.loc[m, "std_ms"])), kind="published"))
-                ratio = float(mine.loc[m, "mean_ms"]) / pub_mean if m in mine.index and pub_mean > 0 else math.nan
+                same = m in mine.index and device_class(str(mine.loc[m, "device"])) == PAPER_DEVICE_CLASS
+                ratio = float(mine.loc[m, "mean_ms"]) / pub_mean if same and pub_mean > 0 else math.nan
                 cells.append(Cell("—" if math.isnan(ratio) else f"×{ratio:.2f}", kind="delta"))
+                other_device = other_device or (m in mine.index and not same)
             else:
                 cells += [Cell("—", kind="missing"), Cell("—", kind="delta")]
         rows.append(tuple(cells))
@@ -307,7 +473,8 @@ def runtime_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None) ->
         header=(header_row(*head),),
         blocks=(Block("", tuple(rows)),),
         align="lrl" + ("l" if with_dataset else "") + ("rr" if ref is not None else ""),
-        footnotes=("The paper timed every method over XQLFW on an Intel i9-10900KF CPU with an Nvidia RTX 3090 GPU.",),
+        footnotes=("The paper timed every method over XQLFW on an Intel i9-10900KF CPU with an Nvidia RTX 3090 GPU.",
+                   *([RATIO_NOTE] if other_device else [])),
     )
 
 
@@ -425,7 +592,7 @@ def drift_table(frame: pd.DataFrame, show_not_reproduced: bool = False) -> Table
     missing = [c for c in DRIFT_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"drift frame lacks column(s) {', '.join(missing)}")
-    unknown = sorted(set(frame["status"]) - set(DRIFT_STATUSES))
+    unknown = sorted(s for s in set(frame["status"]) - set(DRIFT_STATUSES) if not s.startswith(f"{OTHER_PROTOCOL} ("))
     if unknown:
         raise DataError(f"drift frame: unknown status {', '.join(map(repr, unknown))} (known: {', '.join(DRIFT_STATUSES)})")
     shown = frame if show_not_reproduced else frame[frame["status"] != "not reproduced"]
@@ -436,11 +603,12 @@ def drift_table(frame: pd.DataFrame, show_not_reproduced: bool = False) -> Table
             Cell(str(r.fr), kind="label"), Cell(str(r.method), kind="text"), Cell(str(r.dataset), kind="text"),
             Cell(f"{float(r.discard):g}"),
             Cell("—" if math.isnan(reproduced) else fmt(reproduced, DRIFT_DECIMALS)),
-            Cell(fmt(_as_float(r.published), PAUC_DECIMALS)), Cell(fmt_delta(_as_float(r.delta), DRIFT_DECIMALS)),
+            Cell("" if r.status.startswith(OTHER_PROTOCOL) else fmt(_as_float(r.published), PAUC_DECIMALS)),
+            Cell(fmt_delta(_as_float(r.delta), DRIFT_DECIMALS)),
             Cell(str(r.status), kind="text", bold=r.status == "drift"),
         ))
-    counts = frame["status"].value_counts()
-    summary = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in DRIFT_STATUSES)
+    counts = status_counts(frame)
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in (*DRIFT_STATUSES, OTHER_PROTOCOL))
     hidden = "" if show_not_reproduced else " Cells not reproduced are counted but not listed."
     return Table(
         key="drift",
