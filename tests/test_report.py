@@ -100,7 +100,8 @@ def write_results(root: Path) -> Path:
                                          "fr": [1.0, 0.1], "score": [2.0, 0.2]}
         (root / "runs" / f"{run_id}.json").write_text(json.dumps(meta), encoding="utf-8")
     lines.append(pauc_line(0.3, "arcface", "diffiqa", "lfw", OTHER_PAUC, "other_settings", **OTHER_RUN))
-    pq.write_table(pa.table({"discard_fraction": [0.0, 1.0], "fnmr": [0.5, 0.0]}), root / "curves" / "other_settings.parquet")
+    for run_id in ("other_settings", "other_variant"):
+        pq.write_table(pa.table({"discard_fraction": [0.0, 1.0], "fnmr": [0.5, 0.0]}), root / "curves" / f"{run_id}.parquet")
     (root / "pauc.csv").write_text(",".join(PAUC_COLUMNS) + "\n" + "".join(lines), encoding="utf-8")
     (root / "runs" / "not_run.json").write_text(json.dumps([{"dataset": "adience", "reason": NOT_RUN_REASON}]))
     for method, higher in (("cr-fiqa", True), ("diffiqa", False)):
@@ -351,7 +352,7 @@ def test_results_html_compares_with_published(results_report):
                      r'<td class="delta pos">\+0\.025</td>', html)
     assert "not run" in html and NOT_RUN_REASON.replace("<", "&lt;").replace(">", "&gt;") in html
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == 4  # EDC grid, score distributions, and one EDC figure per other setting (2)
     for section in ("pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores"):
         assert f'<section id="{section}">' in html
     assert "cpu (2 cores, test)" in html and "(A1): w/o Image Flipping" in html
@@ -506,7 +507,7 @@ def test_html_renders_in_headless_chromium(results_report, tmp_path):
     assert "0.700" in parser.cells and "0.675" in parser.cells and "+0.025" in parser.cells
     assert "not run[1]" in parser.cells and f"[1] not run: {NOT_RUN_REASON}" in parser.notes
     images = parser.probe.split("|")
-    assert len(images) == 2, parser.probe
+    assert len(images) == 4, parser.probe  # EDC grid, scores, 2 other-setting EDC figures
     for image in images:
         size, src = image.split(":", 1)
         width, height = map(int, size.split("x"))

@@ -247,6 +247,14 @@ def results_sections(
             shaded = frames.band_frame(results, main) if bands else None
             out.append(Section(key, "EDC curves", figure=edc_grid(curves, discard, shaded)) if not curves.empty else
                        _note(key, "EDC curves", "No EDC curves of the paper's protocol in the results folder."))
+            # Runs of other settings get their own figure per setting, never mixed with the paper's.
+            full = others[~others["method_id"].isin(variants_only)]
+            for k, setting in enumerate(sorted(set(full["differs"])), start=1):
+                rows = full[full["differs"] == setting]
+                title = f"EDC curves — {setting}"
+                figure = edc_grid(frames.curve_frame(results, rows), discard,
+                                  frames.band_frame(results, rows) if bands else None, f"edc_grid_other_{k}", setting)
+                out.append(Section(f"edc-other-{k}", title, figure=figure))
         elif key == "scores":
             scores = frames.score_frame(results)
             out.append(Section(key, "Score distributions", figure=score_distributions(scores)) if not scores.empty

@@ -66,13 +66,15 @@ def _save(fig: Figure) -> tuple[bytes, bytes]:
     return png.getvalue(), pdf.getvalue()
 
 
-def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = None) -> Rendered:
+def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = None, name: str = "edc_grid",
+             setting: str = "") -> Rendered:
     """Fig. 4: rows datasets x columns FR models, one step curve (FNMR vs discard) per method.
 
     ``curves`` has columns fr, method, dataset, discard_fraction, fnmr (the stored EDC points).
     Curves are drawn non-interpolated (each point's FNMR holds until the next point) up to
     ``discard``, the pAUC limit. ``bands`` (fr, method, dataset, discard_fraction, low, high)
-    adds each curve's pointwise 95 % bootstrap band, shaded in the curve's colour.
+    adds each curve's pointwise 95 % bootstrap band, shaded in the curve's colour. ``setting``
+    names how the runs differ from the paper's protocol (its caption says so; "" = the paper's).
     """
     datasets = ordered(curves["dataset"], PAPER_DATASETS)
     frs = ordered(curves["fr"], PAPER_FR)
@@ -125,7 +127,9 @@ def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = 
         f"up to a discard rate of {discard:g}; rows are datasets, columns FR models (cf. Fig. 4)."
         + (" Shaded: pointwise 95 % bootstrap band of each curve." if bands is not None and not bands.empty else "")
     )
-    return Rendered("edc_grid", "EDC curves", caption, png, pdf)
+    if setting:
+        caption += f" Runs with other settings than the paper's protocol: {setting}."
+    return Rendered(name, f"EDC curves — {setting}" if setting else "EDC curves", caption, png, pdf)
 
 
 def score_distributions(scores: pd.DataFrame) -> Rendered:
