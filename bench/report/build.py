@@ -31,7 +31,8 @@ from bench.report.figures import Rendered, edc_grid, score_distributions
 from bench.report.model import Table
 from bench.report.render import render, render_latex, render_markdown
 
-SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores")
+SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores",
+                             "agreement")
 ALIASES: dict[str, str] = {
     "1": "datasets", "table1": "datasets",
     "2": "pauc", "5": "pauc", "table2": "pauc", "table5": "pauc",
@@ -111,7 +112,7 @@ def published_sections(keys: Sequence[str], discard: float, reference: str, data
         elif key == "breakdown":
             frame = published.load_table("table8_runtime_breakdown_ms", reference).assign(device=PAPER_DEVICE)
             out.append(Section(key, "Runtime breakdown", tables.breakdown_table(frame)))
-        elif key in ("edc", "scores") and not any(s.key == "figures" for s in out):
+        elif key in ("edc", "scores", "agreement") and not any(s.key == "figures" for s in out):
             out.append(_note("figures", "Figures", "The published source holds numbers only: figures need a results folder."))
     return out
 
@@ -259,6 +260,10 @@ def results_sections(
             scores = frames.score_frame(results)
             out.append(Section(key, "Score distributions", figure=score_distributions(scores)) if not scores.empty
                        else _note(key, "Score distributions", "No score files under scores/."))
+        elif key == "agreement":
+            pairs = frames.agreement_frame(frames.score_frame(results))
+            out.append(Section(key, "Agreement between methods", tables.agreement_table(pairs)) if not pairs.empty
+                       else _note(key, "Agreement between methods", "Fewer than two methods scored the same images."))
     return out + ([only] if only is not None else []), variant
 
 

@@ -366,12 +366,12 @@ def curve_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_frame(results: Path) -> pd.DataFrame:
-    """Quality scores for Fig. 5: method, dataset, fr, score, oriented so higher = better.
+    """Quality scores for Fig. 5: method, dataset, fr, image_id, score, oriented so higher = better.
 
     For an FR-dependent method (files ``<dataset>__<fr>.parquet``) only the first FR in
     sorted order is kept, so each (method, dataset) contributes one distribution.
     """
-    columns = ["method", "dataset", "fr", "score"]
+    columns = ["method", "dataset", "fr", "image_id", "score"]
     chosen: dict[tuple[str, str], tuple[str, Path]] = {}
     for path in sorted((results / "scores").glob("*/*.parquet")):
         dataset, _, fr = path.stem.partition("__")
@@ -381,7 +381,7 @@ def score_frame(results: Path) -> pd.DataFrame:
     parts = []
     for (method_id, dataset_id), (fr, path) in sorted(chosen.items()):
         try:
-            table = pq.read_table(path, columns=["score"])
+            table = pq.read_table(path, columns=["image_id", "score"])
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
             raise DataError(f"{path}: cannot read score file ({exc})") from exc
         meta = table.schema.metadata or {}
@@ -395,9 +395,30 @@ def score_frame(results: Path) -> pd.DataFrame:
             "method": paper_name("method", method_id),
             "dataset": paper_name("dataset", dataset_id),
             "fr": printed_fr(fr) if fr else "",
+            "image_id": table.column("image_id").to_pylist(),
             "score": scores,
         }))
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def agreement_frame(scores: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """Per dataset and pair of methods: Spearman, Kendall and lowest-``fraction`` overlap of
+    their scores on the images both scored (``n_images``), from :func:`score_frame`."""
+    from bench.agreement import pair_agreement
+
+    rows = []
+    for dataset, group in scores.groupby("dataset", sort=True):
+        wide = group.pivot_table(index="image_id", columns="method", values="score", aggfunc="first")
+        present = set(wide.columns)
+        methods = [m for m in published.PAPER_METHODS if m in present] + sorted(present - set(published.PAPER_METHODS))
+        for i, a in enumerate(methods):
+            for b in methods[i + 1:]:
+                both = wide[[a, b]].dropna()
+                if len(both) >= 2:
+                    rows.append({"dataset": dataset, "method_a": a, "method_b": b, "n_images": len(both),
+                                 **pair_agreement(both[a].to_numpy(), both[b].to_numpy(), fraction)})
+    columns = ["dataset", "method_a", "method_b", "n_images", "spearman", "kendall", "low_overlap"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_not_run(results: Path) -> dict[tuple[str, str, str], str]:

@@ -534,6 +534,28 @@ def breakdown_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None) 
     )
 
 
+def agreement_table(frame: pd.DataFrame, fraction: float = 0.1) -> Table:
+    """Rank agreement between methods (per dataset, per pair): Spearman ρ, Kendall τ-b and the
+    overlap of their lowest-``fraction`` sets, from :func:`bench.report.frames.agreement_frame`."""
+    blocks = []
+    for dataset in ordered(frame["dataset"], PAPER_DATASETS):
+        rows = tuple((Cell(f"{r.method_a} vs {r.method_b}", kind="label"), Cell(f"{r.spearman:.3f}"),
+                      Cell(f"{r.kendall:.3f}"), Cell(f"{r.low_overlap:.2f}"), Cell(f"{int(r.n_images):,}"))
+                     for r in frame[frame["dataset"] == dataset].itertuples(index=False))
+        blocks.append(Block(dataset, rows))
+    low = f"lowest {fraction:.0%}"
+    return Table(
+        key="agreement",
+        title="Agreement between methods",
+        caption=(f"Rank correlation of the methods' quality scores on the images both scored, and the overlap of "
+                 f"their {low} sets (|A ∩ B| / |A|, both sets of equal size)."),
+        header=(header_row("methods", "Spearman ρ", "Kendall τ", f"{low} overlap", "images"),),
+        blocks=tuple(blocks),
+        align="lrrrr",
+        footnotes=(),
+    )
+
+
 COUNT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("images", "#Images"), ("identities", "#IDs"), ("mated", "Mated"), ("nonmated", "Non-mated"))
 FACTOR_COLUMNS: tuple[tuple[str, str], ...] = (
