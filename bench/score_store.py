@@ -111,17 +111,24 @@ def _validate(path: Path, ids: list[str], scores: np.ndarray) -> None:
 
 
 def scores_for(path: Path, image_ids: list[str], needed: np.ndarray) -> np.ndarray:
+    """Scores of a score file aligned to a dataset's image list (see :func:`align_scores`)."""
+    return align_scores(read_score_table(path), path, image_ids, needed)
+
+
+def align_scores(table: ScoreTable, path: Path, image_ids: list[str], needed: np.ndarray, hint: str = "") -> np.ndarray:
     """Scores aligned to a dataset's image list; every image in ``needed`` must be present.
 
-    Returns float64 [len(image_ids)] with NaN for images the file lacks that are not needed.
+    Returns float64 [len(image_ids)] with NaN for images the file lacks that are not needed;
+    ``hint`` (what to do) ends the error naming the images that lack a score.
     """
-    ids, scores, _ = read_scores(path)
-    position = {image_id: k for k, image_id in enumerate(ids)}
+    position = {image_id: k for k, image_id in enumerate(table.ids)}
     out = np.full(len(image_ids), np.nan)
-    idx = np.array([position.get(i, -1) for i in image_ids])
+    idx = np.array([position.get(i, -1) for i in image_ids], dtype=np.int64)
     have = idx >= 0
-    out[have] = scores[idx[have]]
+    out[have] = table.scores[idx[have]]
     lacking = [image_ids[i] for i in needed if not have[i]]
     if lacking:
-        raise DataError(f"{path}: {len(lacking)} image id(s) of the protocol have no score, first: {', '.join(lacking[:5])}")
+        tail = f"; {hint}" if hint else ""
+        raise DataError(f"{path}: {len(lacking)} image id(s) of the protocol have no score, first: "
+                        f"{', '.join(lacking[:5])}{tail}")
     return out

@@ -25,12 +25,12 @@ from bench import paths
 from bench.cell import Cell
 from bench.crops import CropStore
 from bench.datasets.base import FaceDataset
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError
 from bench.methods.base import ScoreContext
 from bench.provenance import base_metadata
 from bench.results import NO_QUALITY_FR
 from bench.score_parts import ScoreParts
-from bench.score_store import ScoreTable, read_score_table, write_scores
+from bench.score_store import ScoreTable, align_scores, read_score_table, write_scores
 
 
 def _setup(cell: Cell) -> dict[str, str]:
@@ -172,17 +172,6 @@ def _setup_difference(meta: dict[str, str], setup: dict[str, str]) -> str:
 
 def _aligned(table: ScoreTable, ds: FaceDataset, needed: np.ndarray, path: Path) -> np.ndarray:
     """Scores aligned to the dataset's image list; every image in ``needed`` must be present."""
-    position = {image_id: k for k, image_id in enumerate(table.ids)}
-    out = np.full(len(ds.image_ids), np.nan)
-    lacking = []
-    for i in needed:
-        k = position.get(ds.image_ids[i])
-        if k is None:
-            lacking.append(ds.image_ids[i])
-        else:
-            out[i] = table.scores[k]
-    if lacking:
-        hint = "import them too (bench import-scores), or pass --force to compute every score here" \
-            if "imported_from" in table.meta else "pass --force to recompute"
-        raise DataError(f"{path}: {len(lacking)} image(s) of the protocol have no score, first: {', '.join(lacking[:5])}; {hint}")
-    return out
+    hint = ("import them too (bench import-scores), or pass --force to compute every score here"
+            if "imported_from" in table.meta else "pass --force to recompute")
+    return align_scores(table, path, ds.image_ids, needed, hint)

@@ -113,17 +113,20 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     return tidy, variant
 
 
-def _replicates(results: Path, run_id: str, discard: float) -> Replicates | None:
-    """The stored bootstrap replicates of one run at ``discard`` (None when there are none)."""
+def _stored_bootstrap(results: Path, run_id: str) -> Any:
+    """The bootstrap file of one run (:class:`bench.bootstrap.StoredReplicates`), None without one."""
     from bench import bootstrap
 
     path = results / "runs" / f"{run_id}.json"
-    if not path.is_file():
+    entry = (json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}) if path.is_file() else {}
+    return bootstrap.load(path.parent / entry["file"]) if "file" in entry else None
+
+
+def _replicates(results: Path, run_id: str, discard: float) -> Replicates | None:
+    """The stored bootstrap replicates of one run at ``discard`` (None when there are none)."""
+    stored = _stored_bootstrap(results, run_id)
+    if stored is None:
         return None
-    entry = json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}
-    if "file" not in entry:
-        return None
-    stored = bootstrap.load(path.parent / entry["file"])
     column = np.flatnonzero(np.isclose(stored.discard_limits, discard, rtol=0, atol=1e-9))
     if not column.size:
         return None
@@ -332,15 +335,10 @@ def ablation_frame(tidy: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFram
 def band_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
     """The stored bootstrap EDC bands of the runs behind ``tidy``: fr, method, dataset,
     discard_fraction, low, high (runs without a band contribute nothing)."""
-    from bench import bootstrap
-
     parts = []
     for row in tidy.sort_values(["fr", "method", "dataset"]).itertuples():
-        path = results / "runs" / f"{row.run_id}.json"
-        entry = (json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}) if path.is_file() else {}
-        if "file" not in entry:
-            continue
-        band = bootstrap.load(path.parent / entry["file"]).band
+        stored = _stored_bootstrap(results, row.run_id)
+        band = stored.band if stored is not None else None
         if band is not None:
             grid, low, high = band
             parts.append(pd.DataFrame({"fr": row.fr, "method": row.method, "dataset": row.dataset,
