@@ -16,6 +16,7 @@ from bench import __version__
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
+    from bench.reference import Tolerance
     from bench.cell import RunConfig
 
 Handler = Callable[[argparse.Namespace], int]
@@ -42,9 +43,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
+    from bench import paths
     from bench.dataset_stats import describe
 
-    print(describe(args.data_root))
+    print(describe(paths.data_root(args.data_root)))
     return 0
 
 
@@ -149,6 +151,8 @@ def _check_edc_variant(variant: str | None) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     from bench import check, paths
 
+    if args.against is not None:
+        return _check_against(args)
     _check_edc_variant(args.edc_variant)
     frame = check.load_results(paths.results_dir(args.results))
     note = check.assumed_note(frame, args.edc_variant)
@@ -162,6 +166,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.report, render_drift_markdown(table))
     return check.exit_code(table, args.strict)
+
+
+def _check_against(args: argparse.Namespace) -> int:
+    from bench import paths, reference
+    from bench.io import atomic_write_text
+
+    table = reference.check_against(paths.results_dir(args.results), args.against)
+    text = reference.format_against(table, show_not_reproduced=args.verbose)
+    print(f"against reference {args.against}:\n{text}")
+    if args.report:
+        atomic_write_text(args.report, text + "\n")
+    return reference.exit_code(table, args.strict)
+
+
+def _parse_tolerance(text: str) -> tuple[str, Tolerance]:
+    from bench.reference import Tolerance
+
+    method, sep, rest = text.partition("=")
+    value, _, why = rest.partition(":")
+    try:
+        return method, Tolerance(float(value), why or "given with --tol-method")
+    except ValueError:
+        raise BenchError(f"--tol-method {text}: expected METHOD=TOL[:why], e.g. ser-fiq=0.002:float32 kernels") from None
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from bench import paths, reference
+
+    if args.action == "verify":
+        print(f"{args.dir}: {reference.verify(args.dir)} files match {reference.MANIFEST}")
+        return 0
+    default = reference.Tolerance(args.tol, args.why)
+    per_method = dict(_parse_tolerance(t) for t in args.tol_method or [])
+    tol = reference.freeze(paths.results_dir(args.results), args.dir, default, per_method, force=args.force)
+    print(f"{args.dir}: {len(tol)} cells frozen with tolerances; write its README.md, then "
+          f"`bench reference verify {args.dir}`")
+    return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -190,7 +231,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     written = build_report(results=None if source == "published" else Path(source), source=source,
                            discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root,
                            edc_variant=args.edc_variant, published_blocks=not args.no_published_blocks, ci=args.ci,
-                           bands=args.bands)
+                           bands=args.bands, cache=args.cache, strip=args.strip, images=not args.no_images)
     for path in written:
         if args.table and path.parent.name == "tables" and path.suffix == ".md":
             print(path.read_text(encoding="utf-8"))
@@ -267,6 +308,21 @@ def _cmd_train_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_crops(args: argparse.Namespace) -> int:
+    from bench import paths
+    from bench.cell import load_dataset
+    from bench.crop_export import all_images, export_crops
+
+    dataset = load_dataset(args.dataset, args.data_root)
+    if args.all_images:
+        dataset = all_images(dataset)
+    counts = export_crops(dataset, args.domain, args.out, paths.cache_dir(args.cache), args.detected_only,
+                          progress=not args.no_progress)
+    print(f"{dataset.name} [{args.domain}]: {counts['exported']} of {counts['images']} crops "
+          f"({counts['detected']} detected, {counts['fallback']} fallback) → {args.out}")
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train DifFIQA's DDPM or a distilled regressor (DifFIQA(R), eDifFIQA)")
     kinds = train.add_subparsers(dest="what", required=True)
@@ -311,7 +367,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     s = kinds.add_parser("distill", help="distil DifFIQA scores into an FR backbone + regression head")
     s.add_argument("labels", type=Path, help="teacher scores: a diffiqa score file, or CSV image_id,quality[,identity]")
-    s.add_argument("images", type=Path, help="folder holding each image_id as an aligned crop of the FR model's domain")
+    s.add_argument("images", type=Path, help="folder holding each image_id as an aligned crop of the FR model's domain, "
+                        "or a .npy crop array with its .ids.txt (bench crops)")
     s.add_argument("out", type=Path, help="checkpoint file")
     s.add_argument("--kind", default="diffiqa-r", choices=["diffiqa-r", "ediffiqa"])
     s.add_argument("--fr", default="cosface", help="PyTorch FR backbone to fine-tune (official: cosface)")
@@ -416,7 +473,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "fixed-threshold, the paper's); rows of the other variant are listed as other protocol")
     s.add_argument("--report", type=Path, help="also write the drift table as Markdown to this file (default: none)")
     s.add_argument("--verbose", action="store_true", help="list every not-reproduced published cell too")
+    s.add_argument("--against", type=Path, metavar="DIR",
+                   help="compare with a reference set (results/reference/<name>: our own frozen results with "
+                        "per-cell tolerances) instead of the published values; every identity column must match")
     s.set_defaults(func=_cmd_check)
+
+    s = sub.add_parser("reference", help="freeze a results folder as a reference set, or verify one",
+                       description="freeze: copy the latest row of each cell of RESULTS (pauc.csv, runs, curves) into "
+                                   "DIR with tolerances.csv and MANIFEST.sha256; verify: check DIR's manifest.")
+    s.add_argument("action", choices=["freeze", "verify"])
+    s.add_argument("dir", type=Path, help="the reference set folder, e.g. results/reference/<name>")
+    s.add_argument("--results", type=Path, help="results folder to freeze (default: $BENCH_RESULTS, else ./bench-results)")
+    s.add_argument("--tol", type=float, default=0.0, help="tolerance of every cell without --tol-method (default 0)")
+    s.add_argument("--why", default="deterministic: same inputs, same code, no float reduction whose order varies",
+                   help="reason recorded for the default tolerance")
+    s.add_argument("--tol-method", action="append", metavar="METHOD=TOL[:why]", help="a method's tolerance (repeatable)")
+    s.add_argument("--force", action="store_true", help="replace an existing reference set (its README.md is kept)")
+    s.set_defaults(func=_cmd_reference)
 
     s = sub.add_parser("compare", help="paired bootstrap test of two methods' pAUC from stored replicates",
                        description="Per cell (latest run of each method in RESULTS/runs) and pooled over cells: "
@@ -443,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(the HTML page always has them on hover and behind a toggle)")
     s.add_argument("--bands", action="store_true", help="shade each EDC curve's pointwise 95%% bootstrap band "
                                                        "(runs made with --bootstrap N > 0, fixed-threshold)")
+    s.add_argument("--strip", type=int, default=8, metavar="N",
+                   help="crops per image strip, at evenly spaced quality quantiles (2-32; default: 8)")
+    s.add_argument("--cache", type=Path, help="crop cache the image strips read (default: $BENCH_CACHE, "
+                                              "else ~/.cache/fiqa-bench)")
+    s.add_argument("--no-images", action="store_true", help="leave every face image out (strips, reconstructions): "
+                                                            "for datasets whose licence forbids showing them")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")
@@ -464,6 +543,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", type=Path)
     s.add_argument("--results", type=Path, default=None)
     s.set_defaults(func=_cmd_import)
+
+    from bench.align import domains
+
+    s = sub.add_parser("crops", help="write a dataset's aligned crops as a .npy training array (bench train)",
+                       description="Align (or reuse from the crop cache) the images of DATASET in an FR domain and "
+                                   "write them as uint8 [N, H, W, 3] to OUT, their image ids to OUT.ids.txt.")
+    s.add_argument("dataset", help="registered dataset (bench list datasets)")
+    s.add_argument("out", type=Path, help="output .npy")
+    s.add_argument("--domain", required=True, choices=domains(), help="crop domain (an FR card's domain)")
+    s.add_argument("--all-images", action="store_true",
+                   help="every image file of the dataset on disk, not only the protocol's (e.g. LFW 13,233 vs 7,701)")
+    s.add_argument("--detected-only", action="store_true", help="leave out crops whose face the detector missed")
+    s.add_argument("--data-root", type=Path, help="data root (default: $BENCH_DATA)")
+    s.add_argument("--cache", type=Path, help="crop cache (default: $BENCH_CACHE or ~/.cache/fiqa-bench)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_crops)
 
     _add_train(sub)
     return p

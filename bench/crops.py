@@ -13,7 +13,9 @@ of the decoded pixels), saved atomically together with the status. A run first c
 size and mtime (one ``stat`` per image); only where they differ is the file hashed, and only
 a changed sha256 re-aligns that image. The cache folder depends on the dataset's name and
 image ids, never on the data root, so moved or copied data with identical files reuses
-every crop.
+every crop. The folder also holds ``image_ids.txt`` (one id per line, in dataset order: row
+``k`` of every ``<domain>.crops.npy`` is image ``k``), so a report can show cached crops by
+image id without the raw dataset.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bench.io import atomic_path, atomic_write_text
 PENDING, DETECTED, FALLBACK, UNREADABLE = 0, 1, 2, 3
 ALIGN_BATCH = 32
 NO_DIGEST = bytes(32)
+IMAGE_IDS_FILE = "image_ids.txt"
 
 
 def manifest_hash(dataset: FaceDataset) -> str:
@@ -180,6 +183,13 @@ class CropStore:
         self._verified[check] = True
         if len(todo):
             self._write_summary()
+        self._write_ids()
+
+    def _write_ids(self) -> None:
+        """Name the crop rows by image id (once per folder; caches made before the file existed get it too)."""
+        path = self.folder / IMAGE_IDS_FILE
+        if self.crops_path.is_file() and not path.is_file():
+            atomic_write_text(path, "".join(image_id + "\n" for image_id in self.dataset.image_ids))
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         """Crops of ``indices`` (uint8 [N, H, W, 3] RGB), checked and made by ``ensure`` when needed."""

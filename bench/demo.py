@@ -1,8 +1,8 @@
 """``make demo``: a real, offline, end-to-end evaluation on LFW with dlib's FR model.
 
 Steps: obtain LFW (from ``BENCH_MIRROR`` or the official URL) → align (dlib's 5-point chips)
-→ embed with ``dlib`` → score with every method that runs without extra weights (plus
-DifFIQA when a DDPM checkpoint is found) → EDC / pAUC → report (tables + EDC plot) in
+→ embed with ``dlib`` → score with every method that runs without extra weights, and DifFIQA
+(n = 1) with the DDPM this repository ships for dlib's crops (trained on CFP) → EDC / pAUC → report (tables + EDC plot) in
 ``demo-out/``. By default a documented subset of the protocol's folds keeps it under
 15 minutes on 2 cores; ``--full`` evaluates all ten folds.
 """
@@ -21,6 +21,7 @@ from bench.plan import PlanCell
 
 DEFAULT_FOLDS = [1, 2]
 DEMO_PLAN = resources.folder("plans") / "demo.toml"
+SHIPPED_DDPM = paths.REPO_ROOT / "weights" / "dlib150-cfp" / "diffiqa_ddpm.pt"
 
 
 def demo_cells(plan_path: Path, data_root: Path, results: Path, cache: Path, folds: list[int] | None, faceqan: bool,
@@ -42,6 +43,16 @@ def demo_cells(plan_path: Path, data_root: Path, results: Path, cache: Path, fol
     return chosen
 
 
+def default_ddpm() -> Path | None:
+    """``$BENCH_WEIGHTS/diffiqa_ddpm.pt``, else the DDPM this repository ships for dlib's crops
+    (``weights/dlib150-cfp``, trained on CFP: it never saw LFW), else None."""
+    w = paths.weights_dir()
+    for candidate in ([w / "diffiqa_ddpm.pt"] if w is not None else []) + [SHIPPED_DDPM]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.executors import execute
     from bench.fetch import fetch
@@ -53,16 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", default=",".join(map(str, DEFAULT_FOLDS)), help="LFW folds to evaluate (default 1,2)")
     p.add_argument("--faceqan", action="store_true", help="also run FaceQAN (50 forward+backward passes per image)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--ddpm", type=Path, help="DifFIQA DDPM checkpoint (default: $BENCH_WEIGHTS/diffiqa_ddpm.pt if present)")
+    p.add_argument("--ddpm", type=Path, help="DifFIQA DDPM checkpoint (default: $BENCH_WEIGHTS/diffiqa_ddpm.pt, else the "
+                                             "shipped weights/dlib150-cfp/diffiqa_ddpm.pt)")
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
         data_root = args.out / "data"
         print(f"[demo] obtaining LFW into {data_root} (mirror: {os.environ.get('BENCH_MIRROR', 'official URL')})")
         fetch("lfw", data_root, None)
-        ddpm = args.ddpm
-        if ddpm is None and (w := paths.weights_dir()) is not None and (w / "diffiqa_ddpm.pt").is_file():
-            ddpm = w / "diffiqa_ddpm.pt"
+        ddpm = args.ddpm or default_ddpm()
         folds = None if args.full else [int(f) for f in args.folds.split(",")]
         results = args.out / "results"
         cache = paths.cache_dir(None) if "BENCH_CACHE" in os.environ else args.out / "cache"

@@ -307,6 +307,18 @@ def read_labels(path: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
     return list(ids), np.asarray(scores, dtype=np.float64), None
 
 
+def crops_by_id(array: Path, ids: list[str]) -> np.ndarray:
+    """Rows of a ``bench crops`` array (``.npy`` with its ``.ids.txt``) for ``ids``, in that order."""
+    id_file = array.with_suffix(".ids.txt")
+    if not id_file.is_file():
+        raise DataError(f"{array}: no {id_file.name} beside it naming its rows (write both with `bench crops`)")
+    row = {image_id: k for k, image_id in enumerate(id_file.read_text(encoding="utf-8").splitlines())}
+    missing = [i for i in ids if i not in row]
+    if missing:
+        raise DataError(f"{id_file}: {len(missing)} labelled image(s) have no crop, e.g. {missing[0]}")
+    return np.asarray(np.load(array, mmap_mode="r")[[row[i] for i in ids]])
+
+
 def train_distill(
     labels: str | Path, images: str | Path, out: str | Path, *, kind: Kind = "diffiqa-r", fr: str = OFFICIAL_FR,
     fr_weights: str | Path | None = None, **kwargs: Any,
@@ -317,7 +329,8 @@ def train_distill(
         labels: DifFIQA scores — a score file written by ``bench run --method diffiqa`` or a
             CSV ``image_id,quality[,identity]`` (identity defaults to the id's parent folder).
         images: folder holding each ``image_id`` as an aligned crop of the FR model's domain
-            (resized to the crop size of the first image if sizes differ).
+            (resized to the crop size of the first image if sizes differ), or a ``.npy``
+            crop array written by ``bench crops`` (rows named by its ``.ids.txt``).
         out: checkpoint to write (atomic; the best validation epoch).
         kind: ``diffiqa-r`` (Linear head, L1) or ``ediffiqa`` (MLP head, label optimisation
             and representation consistency).
@@ -343,9 +356,12 @@ def train_distill(
             raise
         raise MissingWeightsError(f"{exc} — CosFace is the official {kind} backbone; give its weights with "
                                   "--fr-weights, or pick another PyTorch backbone with --fr (e.g. --fr dlib-torch)") from None
-    first = read_rgb(images / ids[0])
-    size = first.shape[0]
-    crops = np.stack([c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
-                      for c in (read_rgb(images / i) for i in ids)])
+    if images.suffix == ".npy":
+        crops = crops_by_id(images, ids)
+    else:
+        first = read_rgb(images / ids[0])
+        size = first.shape[0]
+        crops = np.stack([c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
+                          for c in (read_rgb(images / i) for i in ids)])
     identities = np.array(idents if idents is not None else [str(Path(i).parent) for i in ids])
     return train_distill_arrays(crops, quality, identities, model, out, kind=kind, **kwargs)

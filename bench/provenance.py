@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import cache
 
+import numpy as np
+
 from bench import __version__, resources
 from bench.optional import require
+from bench.protocol import PairProtocol
 
 
 @cache
@@ -53,3 +58,21 @@ def utc_now() -> str:
 def base_metadata(device: str) -> dict[str, str]:
     """Harness-level provenance common to every output file."""
     return {"harness_version": __version__, "git_commit": git_commit(), "created": utc_now(), "device": device_description(device)}
+
+
+def data_hashes(image_ids: Sequence[str], digests: np.ndarray, protocol: PairProtocol) -> dict[str, str]:
+    """Content hashes of what a run evaluated, so a stored result names its data exactly.
+
+    ``images_sha256`` covers each evaluated image's id and source sha256 (``digests`` [N, 32],
+    from the crop store) in order; ``protocol_sha256`` the comparison list (image ids of both
+    sides, mated flag, fold), which also pins a protocol file's parsing.
+    """
+    images = hashlib.sha256()
+    for image_id, digest in zip(image_ids, digests, strict=True):
+        images.update(image_id.encode() + b"\0" + bytes(digest))
+    pairs = hashlib.sha256()
+    for array in (protocol.a, protocol.b, protocol.mated, protocol.fold if protocol.fold is not None else np.empty(0)):
+        pairs.update(np.ascontiguousarray(array).astype(np.int64).tobytes() + b"|")
+    return {"images_sha256": images.hexdigest(), "n_images_hashed": str(len(image_ids)),
+            "protocol_sha256": pairs.hexdigest()}
+

@@ -110,7 +110,7 @@ def score_images(cell: Cell, plan: ScorePlan, indices: np.ndarray, crops: CropSt
         return
     ctx = ScoreContext(dataset=ds, fr=cell.qfr if cell.method.needs_fr else None, crops=crops, device=cfg.device,
                        seed=cfg.seed, batch_size=cfg.batch_size, cache_dir=paths.cache_dir(cfg.cache),
-                       embeddings=embeddings, progress=cfg.progress)
+                       embeddings=embeddings, progress=cfg.progress, score_file=cell.score_file)
     step = cfg.batch_size if cell.method.checkpoint_batches else len(indices)
     for start in range(0, len(indices), step):
         chunk = indices[start : start + step]

@@ -10,12 +10,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.runner import RunConfig, run
 from conftest import shared_data
 
 pytestmark = pytest.mark.slow
+
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v1"
+CI_METHODS = ("random", "oracle", "ser-fiq", "diffiqa")  # what `make demo` runs on LFW folds 1-2
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +91,29 @@ def test_demo_runs_offline_from_the_mirror(lfw_run, tmp_path, monkeypatch, capsy
     assert (tmp_path / "demo" / "report" / "report.html").is_file()
     # Folds 1-2 are not the paper's protocol: their curves get their own, labelled figure.
     assert (tmp_path / "demo" / "report" / "figures" / "edc_grid_other_1.png").is_file()
+    _check_against_reference(tmp_path / "demo" / "results", tmp_path, capsys)
+
+
+def _check_against_reference(results: Path, tmp_path: Path, capsys) -> None:
+    """The demo's cells are the reference set's CI subset: they must match it, and a copy of the
+    reference with one value nudged by 0.01 must make `bench check` fail on that cell."""
+    import shutil
+
+    from bench.cli import main as cli
+
+    assert cli(["check", "--results", str(results), "--against", str(REFERENCE)]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    compared = [line for line in out.splitlines() if "| ok" in line]
+    assert len(compared) == 2 * len(CI_METHODS), out  # discards 0.2 and 0.3 of each CI cell
+    for method in CI_METHODS:
+        assert sum(f"| {method} " in line for line in compared) == 2, (method, out)
+    nudged = tmp_path / "nudged"
+    shutil.copytree(REFERENCE, nudged)
+    frame = pd.read_csv(nudged / "pauc.csv", dtype=str, keep_default_na=False)
+    row = frame.index[(frame["method"] == "random") & (frame["folds"] == "1,2") & (frame["discard"] == "0.3")
+                      & (frame["seed"] == "0")][0]
+    frame.loc[row, "pauc"] = repr(float(frame.loc[row, "pauc"]) + 0.01)
+    frame.to_csv(nudged / "pauc.csv", index=False)
+    assert cli(["check", "--results", str(results), "--against", str(nudged)]) == 1
+    drift = [line for line in capsys.readouterr().out.splitlines() if "DRIFT (" in line]
+    assert len(drift) == 1 and "random" in drift[0], drift

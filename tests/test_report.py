@@ -352,7 +352,7 @@ def test_results_html_compares_with_published(results_report):
                      r'<td class="delta pos">\+0\.025</td>', html)
     assert "not run" in html and NOT_RUN_REASON.replace("<", "&lt;").replace(">", "&gt;") in html
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
-    assert html.count('src="data:image/png;base64,') == 4  # EDC grid, score distributions, and one EDC figure per other setting (2)
+    assert html.count('src="data:image/png;base64,') == 5  # EDC grid, score distributions, one EDC figure per other setting (2), agreement heat-map
     for section in ("pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores"):
         assert f'<section id="{section}">' in html
     assert "cpu (2 cores, test)" in html and "(A1): w/o Image Flipping" in html
@@ -448,9 +448,19 @@ def test_bad_inputs_fail_with_one_line(results, tmp_path):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Per image: decoded size, the start of its data: URI and the pixel variance of the decoded
+# image drawn onto a 32 x 32 canvas (0 = blank or one flat colour).
 PROBE = """<script>
 window.addEventListener("load", () => {
-  const imgs = [...document.images].map(i => i.naturalWidth + "x" + i.naturalHeight + ":" + i.src.slice(0, 21));
+  const canvas = document.createElement("canvas"); canvas.width = canvas.height = 32;
+  const ctx = canvas.getContext("2d");
+  const variance = (img) => {
+    ctx.clearRect(0, 0, 32, 32); ctx.drawImage(img, 0, 0, 32, 32);
+    const px = ctx.getImageData(0, 0, 32, 32).data; let sum = 0, sq = 0, n = 0;
+    for (let k = 0; k < px.length; k += 4) { const v = (px[k] + px[k + 1] + px[k + 2]) / 3; sum += v; sq += v * v; n++; }
+    return (sq / n - (sum / n) ** 2).toFixed(1);
+  };
+  const imgs = [...document.images].map(i => i.naturalWidth + "x" + i.naturalHeight + ":" + i.src.slice(0, 22) + ":" + variance(i));
   const out = document.createElement("pre"); out.id = "probe"; out.textContent = imgs.join("|");
   document.body.appendChild(out);
 });
@@ -490,9 +500,19 @@ class _Cells(HTMLParser):
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package `chromium`)")
-def test_html_renders_in_headless_chromium(results_report, tmp_path):
+def test_html_renders_in_headless_chromium(results, tmp_path):
+    from test_report_visuals import write_cache, write_examples
+
+    # The results folder plus what the faces need: LFW crops of its score files' images and a
+    # DifFIQA reconstruction examples file (2 rows of input, x_t, reconstruction and flips).
+    shown = tmp_path / "results"
+    shutil.copytree(results, shown)
+    write_examples(shown / "scores" / "diffiqa" / "lfw__arcface.examples.npz")
+    write_cache(tmp_path / "cache", "lfw", [f"img{k}" for k in range(200)], domain="arcface112")
+    report = tmp_path / "report"
+    build_report(shown, str(results), 0.3, report, cache=tmp_path / "cache")
     page = tmp_path / "page.html"
-    html = (results_report / "report.html").read_text(encoding="utf-8")
+    html = (report / "report.html").read_text(encoding="utf-8")
     page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
@@ -506,12 +526,16 @@ def test_html_renders_in_headless_chromium(results_report, tmp_path):
     parser.feed(done.stdout)
     assert "0.700" in parser.cells and "0.675" in parser.cells and "+0.025" in parser.cells
     assert "not run[1]" in parser.cells and f"[1] not run: {NOT_RUN_REASON}" in parser.notes
-    images = parser.probe.split("|")
-    assert len(images) == 4, parser.probe  # EDC grid, scores, 2 other-setting EDC figures
-    for image in images:
-        size, src = image.split(":", 1)
-        width, height = map(int, size.split("x"))
-        assert width > 100 and height > 100 and src == "data:image/png;base64"
+    images = [image.split(":") for image in parser.probe.split("|")]
+    figures = [i for i in images if i[2].startswith("image/png;")]
+    faces = [i for i in images if i[2].startswith("image/jpeg;")]
+    assert len(figures) + len(faces) == len(images), parser.probe
+    assert len(figures) == 5, parser.probe  # EDC grid, scores, 2 other-setting EDC figures, agreement heat-map
+    # LFW strips of CR-FIQA and DifFIQA (8 quantiles + lowest 8 each), side by side (8), 2 rows x 5 reconstructions
+    assert len(faces) == 2 * (8 + 8) + 8 + 2 * 5, parser.probe
+    for smallest, group in ((100, figures), (72, faces)):
+        for size, _, _, variance in group:
+            assert min(map(int, size.split("x"))) >= smallest and float(variance) > 1.0, parser.probe
 
 
 def test_average_delta_only_when_cells_match_the_published_ones() -> None:

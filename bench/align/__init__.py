@@ -27,6 +27,11 @@ _DOMAINS = {
 }
 
 
+def domains() -> list[str]:
+    """Names of the crop domains, for command-line choices."""
+    return list(_DOMAINS)
+
+
 class Aligner(ABC):
     """Turns one RGB image into one aligned RGB crop of ``size`` x ``size``."""
 

@@ -39,6 +39,7 @@ class ScoreContext:
     cache_dir: Path = Path(".")
     embeddings: Callable[[], np.ndarray] | None = None  # all-dataset FR embeddings, lazily
     progress: bool = True
+    score_file: Path | None = None  # where the cell's scores go; methods may write files beside it
 
 
 @dataclass

@@ -24,6 +24,7 @@ batch (up to floating-point differences of batched kernels).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +33,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.diffusion.checkpoint import DDPMCheckpoint, from_model, load_denoiser, to_model
+from bench.device import autocast_dtype
+from bench.diffusion.checkpoint import (
+    DDPMCheckpoint,
+    from_model,
+    load_denoiser,
+    to_model,
+)
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.schedule import backward_times as backward_time_list
 from bench.diffusion.unet import UNet
 from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel, to_pixels
-from bench.io import sha256_file
-from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, image_seed, synchronise
+from bench.io import atomic_path, sha256_file
+from bench.methods.base import (
+    QualityMethod,
+    ScoreContext,
+    ScoreResult,
+    image_seed,
+    synchronise,
+)
 from bench.options import OptionError
 from bench.registry import register_method
-from bench.device import autocast_dtype
 from bench.weights import resolve_weights
 
 STEPS = ("initialization", "forward", "backward", "embedding", "quality")  # Table 8 step ids
@@ -155,6 +167,11 @@ def combine(c_noisy: torch.Tensor | None, c_recon: torch.Tensor, c_flip: torch.T
     return (per_rep / count).mean(dim=1)
 
 
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images [N, C, H, W] in [−1, 1] → uint8 HWC crops."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 @register_method("diffiqa")
 class DifFIQA(QualityMethod):
     """DifFIQA with the card's options (t, repeats, flip, use_noisy, ...); see the module doc."""
@@ -174,6 +191,9 @@ class DifFIQA(QualityMethod):
         self.weights_path: Path | None = None
         self.schedule: CosineSchedule | None = None
         self.timings: list[dict[str, float]] = []
+        self.save_examples = self.options["save_examples"]
+        self.examples: dict[str, list] = {}
+        self._last: dict[str, torch.Tensor | None] = {}
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return autocast_dtype(self.precision)
@@ -201,7 +221,46 @@ class DifFIQA(QualityMethod):
         ids = [ctx.dataset.image_ids[int(i)] for i in indices]
         scores, timing = self.score_crops(crops, ids, ctx.fr)
         self.timings.append({k: v / len(ids) for k, v in timing.items()})
+        if self.save_examples > self._examples_kept() and ctx.score_file is not None:
+            self._keep_examples(ids, scores, ctx)
         return scores
+
+    def _examples_kept(self) -> int:
+        return sum(len(a) for a in self.examples.get("image_id", []))
+
+    def _keep_examples(self, ids: list[str], scores: np.ndarray, ctx: ScoreContext) -> None:
+        """Add this batch's first images to ``<score file>.examples.npz`` until K are kept.
+
+        Each file holds x, x_t, x̂ (and x_t^f, x̂^f with flip) of the first repetition as uint8
+        crops, the Eq. 7 cosines of x to each member of E, and the score (the report's
+        reconstruction rows, cf. Fig. 1). Written for the images this run scores.
+        """
+        last, p, b = self._last, self.params, len(ids)
+        take = min(self.save_examples - self._examples_kept(), b)
+        v, n = (2 if p.flip else 1), p.repeats
+        first = torch.arange(take) * v * n  # view 0, repetition 0 of each image
+        arrays = {"input": _to_uint8(last["x"][:take]), "x_t": _to_uint8(last["x_t"][first]), "recon": _to_uint8(last["x_hat"][first])}
+        cos = {"recon": last["c_recon"][:take, 0, 0]}
+        if p.use_noisy:
+            cos["x_t"] = last["c_noisy"][:take, 0, 0]
+        if p.flip:
+            arrays["flip_x_t"], arrays["flip_recon"] = _to_uint8(last["x_t"][first + n]), _to_uint8(last["x_hat"][first + n])
+            cos["flip"] = last["c_flip"][:take]
+            cos["flip_recon"] = last["c_recon"][:take, 1, 0]
+            if p.use_noisy:
+                cos["flip_x_t"] = last["c_noisy"][:take, 1, 0]
+        names = [k for k in ("x_t", "recon", "flip", "flip_x_t", "flip_recon") if k in cos]
+        batch = {**arrays, "image_id": np.array(ids[:take]), "score": np.asarray(scores[:take], dtype=np.float64),
+                 "cos": torch.stack([cos[k] for k in names], dim=1).float().cpu().numpy()}
+        for key, value in batch.items():
+            self.examples.setdefault(key, []).append(value)
+        meta = {"method": self.name, "t": p.t, "repeats": p.repeats, "seed": self.seed, "fr": ctx.fr.name if ctx.fr else None,
+                "dataset": ctx.dataset.name, "weights_sha256": self.weights_sha256}
+        out = {k: np.concatenate(vs) for k, vs in self.examples.items()}
+        assert ctx.score_file is not None
+        path = ctx.score_file.with_name(ctx.score_file.stem + ".examples.npz")
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **out, cos_names=np.array(names), meta=np.array(json.dumps(meta, sort_keys=True)))
 
     def score_crops(self, crops: np.ndarray, ids: list[str], fr: FRModel) -> tuple[np.ndarray, dict[str, float]]:
         """Scores of RGB uint8 crops named ``ids``, and the seconds each step took for the batch."""
@@ -236,6 +295,9 @@ class DifFIQA(QualityMethod):
         sims = (e_x[:, None, None] * rest.view(-1, b, v, p.repeats, emb.shape[1])).sum(-1)  # [sets, B, V, n]
         c_noisy = sims[0] if p.use_noisy else None
         scores = combine(c_noisy, sims[-1], c_flip).double().cpu().numpy()
+        if self.save_examples:
+            self._last = {"x": x, "x_t": from_model(x_t, crop), "x_hat": from_model(x_hat, crop), "c_noisy": c_noisy,
+                          "c_recon": sims[-1], "c_flip": c_flip}
         timing["embedding"] = t2 - t1
         timing["quality"] = time.perf_counter() - t2
         return scores, timing

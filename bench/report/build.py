@@ -6,7 +6,8 @@ in HTML and Markdown alike, beside the published ones (reproduced | published | 
 Rows run with other settings (folds, FMR, quality rule, ...) get their own "Other settings"
 section labelled with what differs; FR models with no reproduced value are folded into one
 "Published only" section at the end. Nothing is recomputed: pAUC rows and EDC points are
-read as ``bench run`` wrote them.
+read as ``bench run`` wrote them. Faces (quality-ordered strips from the crop cache and the
+DifFIQA reconstruction rows) come from :mod:`bench.report.strips`, unless ``images`` is off.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from pathlib import Path
 import pandas as pd
 
 import bench
-from bench import published
+from bench import paths, published
 from bench.cards import load_cards
 from bench.check import assumed_note
 from bench.errors import BenchError
 from bench.io import atomic_write_bytes, atomic_write_text
-from bench.report import frames, tables
-from bench.report.figures import Rendered, edc_grid, score_distributions
+from bench.report import frames, strips, tables
+from bench.report.figures import Rendered, agreement_heatmap, edc_grid, score_distributions
 from bench.report.model import Table
 from bench.report.render import render, render_latex, render_markdown
 
 SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores",
-                             "agreement")
+                             "agreement", "strips", "reconstructions")
+FIGURE_SECTIONS = frozenset({"edc", "scores", "agreement", "strips", "reconstructions"})
 ALIASES: dict[str, str] = {
     "1": "datasets", "table1": "datasets",
     "2": "pauc", "5": "pauc", "table2": "pauc", "table5": "pauc",
@@ -41,7 +43,9 @@ ALIASES: dict[str, str] = {
     "4": "ablation", "table4": "ablation",
     "8": "breakdown", "table8": "breakdown",
     "fig4": "edc", "figure4": "edc", "fig5": "scores", "figure5": "scores",
+    "fig6": "strips", "figure6": "strips", "fig1": "reconstructions", "figure1": "reconstructions",
 }
+NO_IMAGES = "Images left out (--no-images): the dataset's licence may forbid showing its faces."
 PAPER_DEVICE = "Intel i9-10900KF CPU, Nvidia RTX 3090 GPU (paper)"
 PUBLISHED = "published"
 
@@ -51,7 +55,8 @@ class Section:
     """One part of the report: a table, a figure, or a note.
 
     ``table`` is the paper's layout (LaTeX); ``comparison``, when given, the same numbers
-    beside the published ones, drawn instead of ``table`` in HTML and Markdown.
+    beside the published ones, drawn instead of ``table`` in HTML and Markdown. ``galleries``
+    hold faces: thumbnails in HTML, a composed JPEG in LaTeX and Markdown.
     """
 
     key: str
@@ -60,6 +65,7 @@ class Section:
     comparison: Table | None = None
     figure: Rendered | None = None
     note: str = ""
+    galleries: tuple[strips.Gallery, ...] = ()
 
 
 def resolve_sections(names: Sequence[str] | None) -> list[str]:
@@ -112,7 +118,7 @@ def published_sections(keys: Sequence[str], discard: float, reference: str, data
         elif key == "breakdown":
             frame = published.load_table("table8_runtime_breakdown_ms", reference).assign(device=PAPER_DEVICE)
             out.append(Section(key, "Runtime breakdown", tables.breakdown_table(frame)))
-        elif key in ("edc", "scores", "agreement") and not any(s.key == "figures" for s in out):
+        elif key in FIGURE_SECTIONS and not any(s.key == "figures" for s in out):
             out.append(_note("figures", "Figures", "The published source holds numbers only: figures need a results folder."))
     return out
 
@@ -186,11 +192,16 @@ def results_sections(
     data_root: Path | None,
     published_blocks: bool = True,
     bands: bool = False,
+    cache: Path | None = None,
+    strip: int = strips.DEFAULT_STRIP,
+    images: bool = True,
 ) -> tuple[list[Section], str]:
     """Reproduced tables and figures from a results folder, and the EDC variant shown.
 
     Tables under the paper's captions hold only rows of the paper's protocol; the published
     pAUC blocks of FR models with no reproduced value come last (``published_blocks``).
+    Strips show ``strip`` quantiles per (dataset, method) from the crop ``cache``
+    (default :func:`bench.paths.cache_dir`); ``images`` False leaves every face out.
     """
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
     paper, others = tidy[tidy["differs"] == ""], tidy[tidy["differs"] != ""]
@@ -262,9 +273,44 @@ def results_sections(
                        else _note(key, "Score distributions", "No score files under scores/."))
         elif key == "agreement":
             pairs = frames.agreement_frame(frames.score_frame(results))
-            out.append(Section(key, "Agreement between methods", tables.agreement_table(pairs)) if not pairs.empty
+            out.append(Section(key, "Agreement between methods", tables.agreement_table(pairs),
+                               figure=agreement_heatmap(pairs)) if not pairs.empty
                        else _note(key, "Agreement between methods", "Fewer than two methods scored the same images."))
+        elif key == "strips":
+            out.append(_strips_section(results, cache, strip, images))
+        elif key == "reconstructions":
+            out.append(_reconstructions_section(results, images))
     return out + ([only] if only is not None else []), variant
+
+
+def _strips_section(results: Path, cache: Path | None, strip: int, images: bool) -> Section:
+    """Fig. 6: quality-ordered crops per (dataset, method), or a one-line note why there are none."""
+    title = "Images ordered by quality"
+    scores = frames.score_frame(results)
+    if scores.empty:
+        return _note("strips", title, "No score files under scores/.")
+    if not images:
+        return _note("strips", title, NO_IMAGES)
+    cache = paths.cache_dir(cache)
+    if not (cache / "crops").is_dir():
+        # The folder is not named: a report depends on its inputs only, not on where they lie.
+        return _note("strips", title, "No crop cache found (give --cache DIR): no image strips.")
+    galleries, notes = strips.strip_galleries(scores, cache, strip)
+    if not galleries:
+        return _note("strips", title, " ".join(notes) or "No cached crop of any scored image.")
+    return Section("strips", title, note=" ".join(notes), galleries=tuple(galleries))
+
+
+def _reconstructions_section(results: Path, images: bool) -> Section:
+    """Fig. 1 (right): the DifFIQA examples files as rows of input, x_t and reconstructions."""
+    title = "What the DDPM reconstructs"
+    files = strips.example_files(results)
+    if not files:
+        return _note("reconstructions", title, "No reconstruction examples (bench run --method diffiqa "
+                     "--method-option save_examples=K writes them).")
+    if not images:
+        return _note("reconstructions", title, NO_IMAGES)
+    return Section("reconstructions", title, galleries=tuple(strips.example_gallery(p, results) for p in files))
 
 
 def _check_out(out: Path) -> None:
@@ -301,6 +347,9 @@ def build_report(
     published_blocks: bool = True,
     ci: bool = False,
     bands: bool = False,
+    cache: Path | None = None,
+    strip: int = strips.DEFAULT_STRIP,
+    images: bool = True,
 ) -> list[Path]:
     """Write the report into ``out`` and return the files written, sorted.
 
@@ -312,10 +361,15 @@ def build_report(
     ``published_blocks`` False leaves out the published-only section; ``ci`` prints the
     bootstrap intervals in LaTeX and Markdown (HTML always has them, behind a toggle);
     ``bands`` shades each EDC curve's bootstrap band (runs made with --bootstrap).
-    Writes report.{html,md,tex}, tables/<key>.{tex,md} and figures/<name>.{png,pdf}.
+    ``cache`` is the crop cache of the image strips (default :func:`bench.paths.cache_dir`),
+    ``strip`` their number of quantiles; ``images`` False leaves every face image out.
+    Writes report.{html,md,tex}, tables/<key>.{tex,md}, figures/<name>.{png,pdf} and, per
+    gallery of faces, figures/<name>.jpg.
     """
     if not (0.0 < discard <= 1.0):
         raise BenchError(f"--discard must be in (0, 1], got {discard:g}")
+    if not (2 <= strip <= strips.MAX_STRIP):
+        raise BenchError(f"--strip must be between 2 and {strips.MAX_STRIP} (quantiles lowest to highest), got {strip}")
     out = Path(out)
     _check_out(out)
     keys = resolve_sections(tables)
@@ -323,7 +377,7 @@ def build_report(
         sections, variant = published_sections(keys, discard, reference, data_root), ""
     else:
         sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root,
-                                             published_blocks, bands)
+                                             published_blocks, bands, cache, strip, images)
     if ci:
         sections = [_with_ci(s) for s in sections]
     written: list[Path] = []
@@ -336,6 +390,10 @@ def build_report(
                 atomic_write_bytes(path, data)
                 written.append(path)
             figures[fig.name] = base64.b64encode(fig.png).decode("ascii")
+        for gallery in section.galleries:
+            path = out / "figures" / f"{gallery.name}.jpg"
+            atomic_write_bytes(path, gallery.jpeg)
+            written.append(path)
         if section.table is not None:
             # Markdown draws what HTML draws: the comparison when there is one.
             shown = section.comparison or section.table

@@ -1,4 +1,5 @@
-"""Figures (matplotlib, Agg): the EDC grid of Fig. 4 and the score distributions of Fig. 5.
+"""Figures (matplotlib, Agg): the EDC grid of Fig. 4, the score distributions of Fig. 5, the
+agreement heat-map and the composed image galleries (strips, reconstruction rows).
 
 Figures are built on ``matplotlib.figure.Figure`` (no pyplot state) under fixed rcParams
 and saved without timestamps or version strings, so the same frame gives the same bytes.
@@ -10,6 +11,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -19,6 +21,9 @@ from matplotlib.lines import Line2D
 
 from bench.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 from bench.report.tables import fr_display, ordered
+
+if TYPE_CHECKING:
+    from bench.report.strips import GalleryRow
 
 RC: dict[str, object] = {
     "font.family": "DejaVu Sans",
@@ -34,6 +39,12 @@ RC: dict[str, object] = {
 PNG_METADATA: dict[str, str | None] = {"Software": None}
 PDF_METADATA: dict[str, str | None] = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 HIST_BINS = 40
+# Composed galleries: inches per tile and per label line, and their resolution (a 112 px crop ~ 1:1).
+TILE_IN = 0.9
+LINE_IN = 0.13
+LABEL_IN = 1.9
+GALLERY_DPI = 125
+GALLERY_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -183,3 +194,103 @@ def _legend(fig: Figure, handles: list, labels: list[str]) -> None:
     """Legend above the panels, with as many columns as fit the figure's width (~1.2 in each)."""
     ncols = max(1, min(len(labels), 6, int(fig.get_figwidth() / 1.2)))
     fig.legend(handles, labels, loc="outside upper center", ncols=ncols, frameon=False)
+
+
+def agreement_grid(pairs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The methods of one dataset's agreement rows (paper order) and their matrix: Spearman rho
+    below the diagonal, Kendall tau-b above, NaN on it and for pairs without a value."""
+    methods = ordered(pd.concat([pairs["method_a"], pairs["method_b"]]), PAPER_METHODS)
+    where = {m: i for i, m in enumerate(methods)}
+    grid = np.full((len(methods), len(methods)), np.nan)
+    for r in pairs.itertuples(index=False):
+        i, j = sorted((where[r.method_a], where[r.method_b]))
+        grid[j, i], grid[i, j] = r.spearman, r.kendall
+    return methods, grid
+
+
+def agreement_heatmap(pairs: pd.DataFrame) -> Rendered:
+    """Per dataset a methods x methods heat-map of rank agreement: Spearman rho below the
+    diagonal, Kendall tau-b above, the value printed in each cell.
+
+    ``pairs`` is :func:`bench.report.frames.agreement_frame` (one row per dataset and pair).
+    """
+    datasets = ordered(pairs["dataset"], PAPER_DATASETS)
+    ncols = min(3, len(datasets))
+    nrows = math.ceil(len(datasets) / ncols)
+    size = max(len(ordered(pd.concat([pairs["method_a"], pairs["method_b"]]), PAPER_METHODS)), 2)
+    cmap = matplotlib.colormaps["RdBu_r"]
+    with matplotlib.rc_context(RC):
+        side = 0.45 * size + 1.4
+        fig = Figure(figsize=(side * ncols + 0.8, side * nrows + 0.3), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        image = None
+        for k, dataset in enumerate(datasets):
+            ax = axes[k // ncols][k % ncols]
+            methods, grid = agreement_grid(pairs[pairs["dataset"] == dataset])
+            image = ax.imshow(grid, cmap=cmap, vmin=-1.0, vmax=1.0)
+            for i, j in ((i, j) for i in range(len(methods)) for j in range(len(methods))):
+                value = grid[i, j]
+                text = "" if i == j else ("n/a" if math.isnan(value) else f"{value:.2f}")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if abs(value) > 0.6 else "black")
+            ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+            ax.set_yticks(range(len(methods)), methods)
+            ax.set_title(f"{dataset} (lower: Spearman ρ, upper: Kendall τ)")
+        for k in range(len(datasets), nrows * ncols):
+            axes[k // ncols][k % ncols].set_visible(False)
+        if image is not None:
+            fig.colorbar(image, ax=axes, shrink=0.8, label="rank correlation")
+        png, pdf = _save(fig)
+    # Plain "rho"/"tau": the caption is also LaTeX text, whose escaping knows no Greek letters.
+    caption = ("Rank agreement between the methods' quality scores on the images both scored, per dataset: "
+               "Spearman's rho below the diagonal, Kendall's tau-b above it (the values of the agreement table).")
+    return Rendered("agreement_heatmap", "Agreement between methods", caption, png, pdf)
+
+
+def gallery_jpeg(rows: Sequence[GalleryRow]) -> bytes:
+    """Rows of image (or text-only) tiles with their label lines, composed into one JPEG.
+
+    The crops are pasted, resized to one tile each (PIL, Lanczos), into a single canvas at
+    the figure's pixel grid and drawn by one full-figure image; labels are figure text at
+    fixed inches (no layout engine), so the JPEG depends only on the tiles: the row label on
+    the left, each tile's lines under its image.
+    """
+    from PIL import Image
+
+    tile_px = round(TILE_IN * GALLERY_DPI)
+    step = TILE_IN * 1.08
+    ncols = max(len(r.tiles) for r in rows)
+    heights = []
+    for row in rows:
+        lines = max((len(t.lines) for t in row.tiles), default=1)
+        image = any(t.pixels is not None for t in row.tiles)
+        heights.append((TILE_IN if image else 0.0) + LINE_IN * max(lines, len(row.label)) + 0.12)
+    width, height = LABEL_IN + step * ncols + 0.1, sum(heights) + 0.1
+    canvas = np.full((round(height * GALLERY_DPI), round(width * GALLERY_DPI), 3), 255, dtype=np.uint8)
+    top = 0.05
+    for row, h in zip(rows, heights, strict=True):
+        for j, tile in enumerate(row.tiles):
+            if tile.pixels is not None:
+                y, x = round(top * GALLERY_DPI), round((LABEL_IN + step * j) * GALLERY_DPI)
+                crop = Image.fromarray(np.ascontiguousarray(tile.pixels, dtype=np.uint8), "RGB")
+                canvas[y:y + tile_px, x:x + tile_px] = np.asarray(crop.resize((tile_px, tile_px), Image.Resampling.LANCZOS))
+        top += h
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(canvas.shape[1] / GALLERY_DPI, canvas.shape[0] / GALLERY_DPI), dpi=GALLERY_DPI)
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.imshow(canvas, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        height = canvas.shape[0] / GALLERY_DPI
+        top = 0.05
+        for row, h in zip(rows, heights, strict=True):
+            image = any(t.pixels is not None for t in row.tiles)
+            fig.text(0.05 / width, 1 - (top + h / 2) / height, "\n".join(row.label), ha="left", va="center", fontsize=6)
+            below = top + (TILE_IN if image else 0.0) + 0.03
+            for j, tile in enumerate(row.tiles):
+                fig.text((LABEL_IN + step * j + TILE_IN / 2) / width, 1 - below / height, "\n".join(tile.lines),
+                         ha="center", va="top", fontsize=6, linespacing=1.1)
+            top += h
+        # JPEG: photographs are ~4x smaller than as PNG; PIL's encoder is deterministic and no metadata is written.
+        jpeg = io.BytesIO()
+        fig.savefig(jpeg, format="jpeg", dpi=GALLERY_DPI, pil_kwargs={"quality": GALLERY_QUALITY})
+    return jpeg.getvalue()

@@ -367,9 +367,12 @@ def score_frame(results: Path) -> pd.DataFrame:
     """Quality scores for Fig. 5: method, dataset, fr, image_id, score, oriented so higher = better.
 
     For an FR-dependent method (files ``<dataset>__<fr>.parquet``) only the first FR in
-    sorted order is kept, so each (method, dataset) contributes one distribution.
+    sorted order is kept, so each (method, dataset) contributes one distribution. The
+    registered names (``method_id``, ``dataset_id``, ``fr_id``: the file's ``fr`` metadata,
+    else its name's FR part) and ``higher_is_better`` (the native orientation) come along,
+    so the image strips can find crops and print the native scores.
     """
-    columns = ["method", "dataset", "fr", "image_id", "score"]
+    columns = ["method", "dataset", "fr", "image_id", "score", "method_id", "dataset_id", "fr_id", "higher_is_better"]
     chosen: dict[tuple[str, str], tuple[str, Path]] = {}
     for path in sorted((results / "scores").glob("*/*.parquet")):
         dataset, _, fr = path.stem.partition("__")
@@ -395,6 +398,10 @@ def score_frame(results: Path) -> pd.DataFrame:
             "fr": printed_fr(fr) if fr else "",
             "image_id": table.column("image_id").to_pylist(),
             "score": scores,
+            "method_id": method_id,
+            "dataset_id": dataset_id,
+            "fr_id": meta.get(b"fr", fr.encode()).decode(),
+            "higher_is_better": flag.lower() == b"true",
         }))
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 

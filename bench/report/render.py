@@ -20,6 +20,7 @@ from bench.report.model import Table
 _TEX_UNICODE: dict[str, str] = {
     "Δ": r"$\Delta$", "±": r"$\pm$", "μ": r"$\mu$", "σ": r"$\sigma$", "×": r"$\times$",
     "—": "---", "–": "--", "−": "$-$", "†": r"\dag{}", "↓": r"$\downarrow$",
+    "ρ": r"$\rho$", "τ": r"$\tau$", "∩": r"$\cap$",
 }
 _TEX_SPECIAL = re.compile(r"([\\&%$#_{}~^])")
 _TEX_REPLACE = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}

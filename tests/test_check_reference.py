@@ -1,0 +1,109 @@
+"""Reference sets: `bench reference freeze/verify` and `bench check --against` (synthetic runs, seconds)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.errors import DataError
+from bench.reference import read_tolerances, verify
+from bench.runner import RunConfig, run
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("ref")
+    for method, folds in (("random", None), ("oracle", None), ("random", [1])):
+        run(RunConfig(method=method, fr="synthetic", dataset="synthetic", results=base / "res", cache=base / "cache",
+                      progress=False, bootstrap=0, folds=folds))
+    assert main(["reference", "freeze", str(base / "ref"), "--results", str(base / "res"),
+                 "--tol-method", "oracle=0.001:float kernels"]) == 0
+    return base / "res", base / "ref"
+
+
+def _nudge(ref: Path, out: Path, method: str, by: float) -> Path:
+    shutil.copytree(ref, out)
+    frame = pd.read_csv(out / "pauc.csv", dtype=str, keep_default_na=False)
+    row = frame.index[(frame["method"] == method) & (frame["folds"] == "all") & (frame["discard"] == "0.3")][0]
+    frame.loc[row, "pauc"] = repr(float(frame.loc[row, "pauc"]) + by)
+    frame.to_csv(out / "pauc.csv", index=False)
+    return out
+
+
+def test_freeze_then_check_passes_and_lists_every_cell(frozen, capsys) -> None:
+    res, ref = frozen
+    assert verify(ref) > 3
+    tol = read_tolerances(ref)
+    assert len(tol) == 6 and set(tol.loc[tol["method"] == "oracle", "tol"]) == {0.001}
+    assert set(tol.loc[tol["method"] == "random", "tol"]) == {0.0}
+    capsys.readouterr()
+    assert main(["check", "--results", str(res), "--against", str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| ok |") == 6 and "DRIFT" not in out
+
+
+def test_a_reference_value_nudged_by_001_fails_naming_the_cell(frozen, tmp_path, capsys) -> None:
+    res, ref = frozen
+    nudged = _nudge(ref, tmp_path / "nudged", "random", 0.01)
+    capsys.readouterr()
+    assert main(["check", "--results", str(res), "--against", str(nudged)]) == 1
+    drift = [line for line in capsys.readouterr().out.splitlines() if "DRIFT (" in line]
+    assert len(drift) == 1 and "| random |" in drift[0] and "| all |" in drift[0]
+
+
+def test_a_tolerance_covers_a_nudge_within_it(frozen, tmp_path) -> None:
+    res, ref = frozen
+    assert main(["check", "--results", str(res), "--against", str(_nudge(ref, tmp_path / "a", "oracle", 0.0009))]) == 0
+    assert main(["check", "--results", str(res), "--against", str(_nudge(ref, tmp_path / "b", "oracle", 0.002))]) == 1
+
+
+def test_missing_cells_fail_only_with_strict_and_counts_must_agree(frozen, tmp_path) -> None:
+    res, ref = frozen
+    part = tmp_path / "part"
+    shutil.copytree(res, part)
+    frame = pd.read_csv(part / "pauc.csv", dtype=str, keep_default_na=False)
+    frame[frame["method"] == "random"].to_csv(part / "pauc.csv", index=False)
+    assert main(["check", "--results", str(part), "--against", str(ref)]) == 0
+    assert main(["check", "--results", str(part), "--against", str(ref), "--strict"]) == 1
+    counts = tmp_path / "counts"
+    shutil.copytree(ref, counts)
+    frame = pd.read_csv(counts / "pauc.csv", dtype=str, keep_default_na=False)
+    frame.loc[0, "n_mated"] = str(int(frame.loc[0, "n_mated"]) + 1)
+    frame.to_csv(counts / "pauc.csv", index=False)
+    assert main(["check", "--results", str(res), "--against", str(counts)]) == 1
+
+
+def test_verify_and_tolerances_errors_name_the_file(frozen, tmp_path) -> None:
+    _, ref = frozen
+    copy = tmp_path / "copy"
+    shutil.copytree(ref, copy)
+    (copy / "pauc.csv").write_text((copy / "pauc.csv").read_text() + "\n")
+    with pytest.raises(DataError, match="pauc.csv: content differs"):
+        verify(copy)
+    (copy / "tolerances.csv").write_text("discard,tol\n0.3,x\n")
+    with pytest.raises(DataError, match="tolerances.csv: missing column"):
+        read_tolerances(copy)
+    assert main(["reference", "freeze", str(ref), "--results", str(tmp_path)]) == 2  # not empty, no --force
+
+
+def test_report_renders_a_reference_set(frozen, tmp_path) -> None:
+    from bench.report import build_report
+
+    _, ref = frozen
+    written = build_report(results=ref, source=str(ref), discard=0.3, out=tmp_path / "rep", tables=None, data_root=None)
+    assert any(p.name == "report.html" for p in written)
+
+
+def test_the_committed_reference_set_is_intact_and_every_cell_has_a_tolerance_below_a_nudge() -> None:
+    from bench.reference import check_against
+
+    ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v1"
+    assert verify(ref) > 100
+    tol = read_tolerances(ref)
+    assert (tol["tol"] < 0.01).all() and (tol["why"].str.len() > 10).all()
+    table = check_against(ref, ref)  # every cell finds its own tolerance and agrees with itself
+    assert (table["status"] == "ok").all() and len(table) == len(tol)
