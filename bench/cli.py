@@ -16,8 +16,8 @@ from bench import __version__
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
-    from bench.reference import Tolerance
     from bench.cell import RunConfig
+    from bench.reference import Tolerance
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -279,6 +279,16 @@ def _cmd_train_ddpm(args: argparse.Namespace) -> int:
     from bench.diffusion.train_ddpm import train_ddpm
 
     check_device(args.device)
+    if args.preview is not None:
+        from bench.diffusion.checkpoint import DOMAIN_SIZES
+        from bench.diffusion.train_ddpm import write_preview
+
+        rows, cols = write_preview(args.data, args.preview, args.crop_size or DOMAIN_SIZES[args.domain],
+                                   count=args.preview_count, t_max=args.t_max, timesteps=args.timesteps,
+                                   degradation=args.degradation, centre_fraction=args.centre_fraction, seed=args.seed)
+        print(f"preview: {rows} images x {cols} columns (clean, degraded, x_t at t = 0, T'/3, 2T'/3, T'-1) → "
+              f"{args.preview}; nothing trained")
+        return 0
 
     result = train_ddpm(
         args.data, args.out, domain=args.domain, crop_size=args.crop_size, image_size=args.image_size,
@@ -363,6 +373,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="allow resuming from a checkpoint that needs arbitrary objects unpickled (can run code)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--preview", type=Path, metavar="PNG",
+                   help="write a grid of training images with their sampled degradations and training inputs "
+                        "(cf. Fig. 3) to PNG and exit without training (OUT is not touched)")
+    s.add_argument("--preview-count", type=int, default=8, help="images in the --preview grid (default 8)")
     s.set_defaults(func=_cmd_train_ddpm)
 
     s = kinds.add_parser("distill", help="distil DifFIQA scores into an FR backbone + regression head")

@@ -28,11 +28,19 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from bench.datasets.base import read_rgb
-from bench.diffusion.checkpoint import DOMAIN_SIZES, DDPMCheckpoint, load_checkpoint, model_size, save_checkpoint, to_model
+from bench.diffusion.checkpoint import (
+    DOMAIN_SIZES,
+    DDPMCheckpoint,
+    load_checkpoint,
+    model_size,
+    save_checkpoint,
+    to_model,
+)
 from bench.diffusion.degrade import degrader
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.errors import BenchError, DataError
+from bench.io import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -144,11 +152,47 @@ def extended_loss(net: UNet, schedule: CosineSchedule, clean: torch.Tensor, degr
     """The extended DDPM loss: ‖D(x_t, t) − x‖² with x_t noised from the time-blended degradation."""
     n = clean.shape[0]
     t = torch.randint(0, t_max, (n,), generator=generator).to(clean.device)
-    a = torch.sin(t.float() / t_max * (math.pi / 2)).view(-1, 1, 1, 1)
-    blended = (1 - a) * clean + a * degraded
     noise = torch.randn(clean.shape, generator=generator).to(clean.device)
-    x_t = schedule.q_sample(blended, t, noise)
+    x_t = training_input(schedule, clean, degraded, t, t_max, noise)
     return torch.nn.functional.mse_loss(net(x_t, t).float(), clean)
+
+
+def training_input(schedule: CosineSchedule, clean: torch.Tensor, degraded: torch.Tensor, t: torch.Tensor, t_max: int,
+                   noise: torch.Tensor) -> torch.Tensor:
+    """x_t of the extended training: the blend (1 − a)·x + a·d(x), a = sin(t/T′·π/2), noised to t."""
+    a = torch.sin(t.float() / t_max * (math.pi / 2)).view(-1, 1, 1, 1)
+    return schedule.q_sample((1 - a) * clean + a * degraded, t, noise)
+
+
+def write_preview(data: Path, out: Path, crop_size: int, *, count: int = 8, t_max: int = 100, timesteps: int = 1000,
+                  degradation: str = "bsrgan", centre_fraction: float = 1.0, seed: int = 0) -> tuple[int, int]:
+    """A PNG grid of what training sees (cf. the paper's Fig. 3): per image (row), the clean crop,
+    its sampled degradation d(x), and the training inputs x_t at t = 0, T′/3, 2T′/3, T′ − 1.
+
+    Deterministic in ``seed`` (images, degradations and noise), so the file is byte-stable.
+    Returns the grid's (rows, columns).
+    """
+    from PIL import Image
+
+    crops = FaceCrops(data, crop_size, centre_fraction, seed, degradation)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(crops), min(count, len(crops)), replace=False))
+    schedule = CosineSchedule(timesteps)
+    times = [0, t_max // 3, 2 * t_max // 3, t_max - 1]
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for index in chosen:
+        degraded, clean = (torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 127.5 - 1
+                           for a in crops[(0, int(index))])
+        cells = [clean, degraded]
+        for t in times:
+            noise = torch.randn(clean.shape, generator=generator)
+            cells.append(training_input(schedule, clean, degraded, torch.tensor([t]), t_max, noise))
+        rows.append(torch.cat(cells, dim=3))
+    grid = ((torch.cat(rows, dim=2)[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    return len(rows), 2 + len(times)
 
 
 def ema_decay_at(step: int, decay: float, recipe: Recipe) -> float | None:
