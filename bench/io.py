@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -53,11 +54,16 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 def append_text(target: str | os.PathLike[str], text: str, header: str | None = None) -> None:
     """Append ``text`` to ``target`` by rewriting it atomically (header written if new).
 
-    Rewriting keeps earlier rows intact even when the process dies mid-write.
+    Rewriting keeps earlier rows intact even when the process dies mid-write. An exclusive lock
+    on a sidecar file serialises the read-and-rewrite, so two runs appending to one results folder
+    at once keep both their rows (without it, the later rename drops the earlier run's rows).
     """
     target = Path(target)
-    old = target.read_text(encoding="utf-8") if target.exists() else (header or "")
-    atomic_write_text(target, old + text)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = target.read_text(encoding="utf-8") if target.exists() else (header or "")
+        atomic_write_text(target, old + text)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -19,6 +19,7 @@ reference ``not in reference``.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,13 +144,42 @@ def read_tolerances(folder: Path) -> pd.DataFrame:
     return frame
 
 
+def _onnx_by_hash(folder: Path, frame: pd.DataFrame) -> dict[str, str]:
+    """``onnx:PATH`` → ``onnx:sha256=HASH`` for the FR models named in ``frame``'s run files.
+
+    A path says where a model was on one machine; its hash says which model it is.
+    """
+    names: dict[str, str] = {}
+    for run_id, fr, quality_fr in zip(frame["run_id"], frame["fr"], frame["quality_fr"]):
+        path = folder / "runs" / f"{run_id}.json"
+        if not (str(fr).startswith("onnx:") or str(quality_fr).startswith("onnx:")) or not path.is_file():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fr_hash = (record.get("fr_provenance") or {}).get("fr_weights_sha256")
+        quality_hash = fr_hash if quality_fr == fr else (record.get("score_provenance") or {}).get("quality_fr_weights_sha256")
+        for name, digest in ((fr, fr_hash), (quality_fr, quality_hash)):
+            if str(name).startswith("onnx:") and digest:
+                names[name] = f"onnx:sha256={digest}"
+    return names
+
+
+def _portable_key(identity: pd.DataFrame, names: dict[str, str]) -> pd.Series:
+    """:func:`_key` with ``onnx:`` paths replaced by their hashes (``names``)."""
+    identity = identity.copy()
+    for col in ("fr", "quality_fr"):
+        identity[col] = identity[col].map(lambda v: names.get(v, v))
+    return _key(identity)
+
+
 def check_against(results: Path, reference: Path) -> pd.DataFrame:
     """One row per identity of either side: reference, reproduced, delta, tol, status, reason."""
     ref = latest_per_identity(read_pauc_csv(reference))
+    ref_names = _onnx_by_hash(reference, ref)
     tol = read_tolerances(reference)
-    tol_by_key = dict(zip(_key(tol[list(IDENTITY)]), tol["tol"]))
+    tol_by_key = dict(zip(_portable_key(tol[list(IDENTITY)], ref_names), tol["tol"]))
     ours = latest_per_identity(read_pauc_csv(results))
-    ref_keys, our_keys = _key(_identity_text(ref)), _key(_identity_text(ours))
+    ref_keys = _portable_key(_identity_text(ref), ref_names)
+    our_keys = _portable_key(_identity_text(ours), _onnx_by_hash(results, ours))
     ours_by_key = dict(zip(our_keys, ours.itertuples(index=False)))
     rows = []
     for key, r in zip(ref_keys, ref.itertuples(index=False)):

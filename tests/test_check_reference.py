@@ -107,3 +107,33 @@ def test_the_committed_reference_set_is_intact_and_every_cell_has_a_tolerance_be
     assert (tol["tol"] < 0.01).all() and (tol["why"].str.len() > 10).all()
     table = check_against(ref, ref)  # every cell finds its own tolerance and agrees with itself
     assert (table["status"] == "ok").all() and len(table) == len(tol)
+
+
+def _as_onnx(folder: Path, out: Path, path: str, digest: str) -> Path:
+    """A copy of ``folder`` whose FR model is ``onnx:path`` with weights sha256 ``digest``."""
+    import json
+
+    shutil.copytree(folder, out)
+    for name in ("pauc.csv", "tolerances.csv"):
+        if (out / name).is_file():
+            frame = pd.read_csv(out / name, dtype=str, keep_default_na=False)
+            for col in ("fr", "quality_fr"):
+                frame[col] = frame[col].replace("synthetic", f"onnx:{path}")
+            frame.to_csv(out / name, index=False)
+    for run in (out / "runs").glob("*.json"):
+        record = json.loads(run.read_text())
+        record["fr"] = f"onnx:{path}"
+        record["fr_provenance"] = {**record.get("fr_provenance", {}), "fr_weights_sha256": digest}
+        run.write_text(json.dumps(record))
+    return out
+
+
+def test_an_onnx_model_is_matched_by_its_hash_not_its_path(frozen, tmp_path) -> None:
+    from bench.reference import check_against
+
+    res, ref = frozen
+    theirs = _as_onnx(ref, tmp_path / "ref", "/their/machine/mfn.onnx", "a" * 64)
+    same = check_against(_as_onnx(res, tmp_path / "same", "/my/disk/mfn.onnx", "a" * 64), theirs)
+    assert list(same["status"]) == ["ok"] * 6
+    other = check_against(_as_onnx(res, tmp_path / "other", "/their/machine/mfn.onnx", "b" * 64), theirs)
+    assert sorted(set(other["status"])) == ["not in reference", "not reproduced"]
