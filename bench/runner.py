@@ -32,7 +32,7 @@ from bench.crops import UNREADABLE, CropStore
 from bench.embeddings import embed_dataset
 from bench.io import append_text, atomic_path, atomic_write_text
 from bench.protocol import PairProtocol
-from bench.provenance import base_metadata, data_hashes
+from bench.provenance import base_metadata, data_hashes, software_versions
 from bench.results import PAUC_COLUMNS
 from bench.scoring import score_cell
 
@@ -156,6 +156,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
         "score_file": str(cell.score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
         "timings": timings, "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
+        "software": software_versions(),
         "data": data_hashes([cell.dataset.image_ids[i] for i in needed], fr_crops.digest_bytes(needed), cell.protocol),
     }
     if "runtime_breakdown" in score_meta:

@@ -101,7 +101,7 @@ def test_report_renders_a_reference_set(frozen, tmp_path) -> None:
 def test_the_committed_reference_set_is_intact_and_every_cell_has_a_tolerance_below_a_nudge() -> None:
     from bench.reference import check_against
 
-    ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v1"
+    ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v2"
     assert verify(ref) > 100
     tol = read_tolerances(ref)
     assert (tol["tol"] < 0.01).all() and (tol["why"].str.len() > 10).all()

@@ -18,7 +18,7 @@ from conftest import shared_data
 
 pytestmark = pytest.mark.slow
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v1"
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v2"
 CI_METHODS = ("random", "oracle", "ser-fiq", "diffiqa")  # what `make demo` runs on LFW folds 1-2
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Recompute the reference set dlib-lfw-cfpfp-v1 from scratch (see README.md beside this file).
+# Recompute the reference set dlib-lfw-cfpfp-v2 from scratch (see README.md beside this file).
 # Needs: BENCH_DATA holding lfw/ and cfp/ (../shared/data), the MobileFaceNet ONNX at $MFN, and
-# about 3 CPU-hours on 2 cores (most of it DifFIQA scoring: ~0.25 s per image with n = 1).
+# about 6 CPU-hours (half of it FaceQAN: ~0.65 s per image; DifFIQA n = 1: ~0.25 s per image).
 # Steps 1-2 retrain the shipped weights (skip them to use weights/ as committed); floats of a
 # retrained network differ from the shipped one's, so only steps 3-5 reproduce the numbers.
 set -euo pipefail
@@ -61,10 +61,11 @@ for fr in dlib "onnx:$MFN"; do
     bench run --method ser-fiq --fr "$fr" --quality-fr dlib-torch --dataset "$d" --results "$R"
     bench run --method diffiqa --fr "$fr" --quality-fr dlib-torch --dataset "$d" --weights "$W" --method-option repeats=1 --results "$R"
     bench run --method diffiqa-r,ediffiqa --fr "$fr" --dataset "$d" --weights "$W" --results "$R"
+    bench run --method faceqan --fr "$fr" --quality-fr dlib-torch --dataset "$d" --results "$R"
   done
 done
 # 4. Table 4's ablations, LFW folds 1-2 only (CPU time).
-for m in diffiqa-noflip diffiqa-noforward; do  # diffiqa-t20: 3.5x the cost, not in v1
+for m in diffiqa-noflip diffiqa-noforward diffiqa-t20; do
   bench run --method "$m" --fr dlib --quality-fr dlib-torch --dataset lfw --folds 1,2 --weights weights/dlib150-cfp \
     --method-option repeats=1 --results "$R"
 done
@@ -81,4 +82,4 @@ for sub in ("runs", "curves"):
     for p in (src / sub).glob("2*"):
         shutil.copy2(p, dst / sub / p.name)
 PY
-echo "compare with: bench check --results $R --against results/reference/dlib-lfw-cfpfp-v1"
+echo "compare with: bench check --results $R --against results/reference/dlib-lfw-cfpfp-v2"
