@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from bench import bootstrap
 from bench.errors import DataError
+from bench.results import read_run_record
 
 CELL_KEYS = ("fr", "dataset", "edc_variant", "fmr", "folds", "quality_rule", "template_rule")
 
@@ -78,16 +79,6 @@ class Side:
     stored: bootstrap.StoredReplicates
 
 
-def _read_run(path: Path) -> dict:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read run record ({exc})") from None
-    if not isinstance(record, dict) or "method" not in record:
-        raise DataError(f"{path}: not a run record (no 'method' key)")
-    return record
-
-
 def _cell_key(record: dict) -> tuple:
     return tuple(json.dumps(record.get(k), sort_keys=True) for k in CELL_KEYS)
 
@@ -102,7 +93,7 @@ def latest_runs(results: Path, methods: tuple[str, str], fr: str | None = None,
     for path in sorted(runs.glob("*.json")):
         if path.name == "not_run.json":
             continue
-        record = _read_run(path)
+        record = read_run_record(path)
         if record["method"] not in methods or (fr and record.get("fr") != fr) or (
                 dataset and record.get("dataset") != dataset):
             continue

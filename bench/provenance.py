@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import sys
-from importlib import metadata
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import cache
+from importlib import metadata
 
 import numpy as np
 

@@ -19,7 +19,6 @@ reference ``not in reference``.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,10 @@ import pandas as pd
 
 from bench.errors import DataError
 from bench.io import atomic_path, atomic_write_text
-from bench.results import IDENTITY, PAUC_COLUMNS, latest_per_identity, read_pauc_csv
+from bench.results import IDENTITY, PAUC_COLUMNS, latest_per_identity, read_pauc_csv, read_run_record
 
 TOLERANCES = "tolerances.csv"
+ONNX = "onnx:"  # prefix of an FR model given as a file: --fr onnx:PATH
 MANIFEST = "MANIFEST.sha256"
 TOL_COLUMNS: tuple[str, ...] = (*IDENTITY, "tol", "why")
 KEPT_AS_WRITTEN = ("README.md",)  # written by hand beside a frozen set; listed in the manifest too
@@ -150,16 +150,16 @@ def _onnx_by_hash(folder: Path, frame: pd.DataFrame) -> dict[str, str]:
     A path says where a model was on one machine; its hash says which model it is.
     """
     names: dict[str, str] = {}
-    for run_id, fr, quality_fr in zip(frame["run_id"], frame["fr"], frame["quality_fr"]):
+    for run_id, fr, quality_fr in frame[["run_id", "fr", "quality_fr"]].drop_duplicates().itertuples(index=False):
         path = folder / "runs" / f"{run_id}.json"
-        if not (str(fr).startswith("onnx:") or str(quality_fr).startswith("onnx:")) or not path.is_file():
+        if not (str(fr).startswith(ONNX) or str(quality_fr).startswith(ONNX)) or not path.is_file():
             continue
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_run_record(path)
         fr_hash = (record.get("fr_provenance") or {}).get("fr_weights_sha256")
         quality_hash = fr_hash if quality_fr == fr else (record.get("score_provenance") or {}).get("quality_fr_weights_sha256")
         for name, digest in ((fr, fr_hash), (quality_fr, quality_hash)):
-            if str(name).startswith("onnx:") and digest:
-                names[name] = f"onnx:sha256={digest}"
+            if str(name).startswith(ONNX) and digest:
+                names[name] = f"{ONNX}sha256={digest}"
     return names
 
 

@@ -135,6 +135,17 @@ def read_pauc_csv(results: Path) -> pd.DataFrame:
     return frame
 
 
+def read_run_record(path: Path) -> dict:
+    """A run's ``runs/<run_id>.json``; an unreadable or foreign file is a one-line error naming it."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read run record ({exc})") from None
+    if not isinstance(record, dict) or "method" not in record:
+        raise DataError(f"{path}: not a run record (no 'method' key)")
+    return record
+
+
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:
     """The last row (in file order) of each identity: re-running a cell replaces only that cell."""
     key = frame[list(IDENTITY)].astype(str)
