@@ -1,9 +1,9 @@
 """Build hook: copy the shipped top-level folders into the wheel as ``bench/_data/``.
 
 The source tree keeps methods/, datasets/, fr/, protocols/, results/published/, reports/ (and
-plans/ when present) at the top level; bench.resources reads them from there in a checkout or
+plans/ when present) at the top level; bench.core.resources reads them from there in a checkout or
 an editable install, and from ``bench/_data/`` in a built wheel. The list of folders is
-bench.resources.SHIPPED, read as text so that the build does not import the package.
+bench.core.resources.SHIPPED, read as text so that the build does not import the package.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parent
 
 
 def _shipped() -> tuple[str, ...]:
-    tree = ast.parse((ROOT / "bench" / "resources.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "bench" / "core" / "resources.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "SHIPPED":
             return tuple(ast.literal_eval(node.value))
-    raise RuntimeError("bench/resources.py defines no SHIPPED tuple")
+    raise RuntimeError("bench/core/resources.py defines no SHIPPED tuple")
 
 
 class BuildPyWithData(build_py):

@@ -4,4 +4,4 @@ Reproduces the evaluation of DifFIQA (Babnik, Peer, Struc, IJCB 2023): per-image
 scores, face-recognition embeddings, Error-versus-Discard curves and pAUC tables.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,7 +1,7 @@
 """A small Python API for people who already have quality scores and similarities.
 
-The functions call the same code as ``bench run`` and ``bench report`` (:mod:`bench.edc`,
-:mod:`bench.compare`, :func:`bench.report.build_report`); nothing is re-implemented here.
+The functions call the same code as ``bench run`` and ``bench report`` (:mod:`bench.stats.edc`,
+:mod:`bench.pipeline.similarity`, :func:`bench.report.build_report`); nothing is re-implemented here.
 
 >>> result = evaluate(similarity=[0.9, 0.2, 0.8, 0.1, 0.3], mated=[1, 1, 1, 0, 0],
 ...                   quality_a=[0.9, 0.1, 0.5, 0.5, 0.5], quality_b=[0.8, 0.9, 0.7, 0.5, 0.5],
@@ -9,7 +9,7 @@ The functions call the same code as ``bench run`` and ``bench report`` (:mod:`be
 >>> result.n_mated, result.n_nonmated, round(result.pauc[0.5], 4)
 (3, 2, 0.6667)
 
-Bootstrap confidence intervals (:mod:`bench.bootstrap`) take the same per-comparison arrays
+Bootstrap confidence intervals (:mod:`bench.stats.bootstrap`) take the same per-comparison arrays
 as :func:`evaluate` (mated similarity and pair quality, non-mated similarity) plus the
 resampling units; :attr:`Evaluation.comparisons` keeps those arrays for that purpose.
 """
@@ -24,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bench import edc as edc_engine
-from bench.compare import Comparisons, compare
-from bench.errors import DataError
-from bench.protocol import PairProtocol
+from bench.core.errors import DataError
+from bench.datasets.protocol import PairProtocol
+from bench.pipeline.similarity import Comparisons, compare
+from bench.stats import edc as edc_engine
 
 DEFAULT_DISCARDS: tuple[float, ...] = (0.2, 0.3)
 
@@ -75,7 +75,7 @@ def evaluate(similarity: npt.ArrayLike, mated: npt.ArrayLike, quality_a: npt.Arr
     both images show the same person, ``quality_a[i]`` / ``quality_b[i]`` the qualities of its
     two images (lower-is-better scores: pass ``higher_is_better=False``). ``variant`` is
     ``fixed-threshold`` (the paper's) or ``recomputed-threshold``; ``quality_rule`` makes the
-    pair quality (``min``, ``mean``, ``product``). Conventions: :mod:`bench.edc`.
+    pair quality (``min``, ``mean``, ``product``). Conventions: :mod:`bench.stats.edc`.
     """
     sim = np.asarray(similarity, dtype=np.float64)
     is_mated = np.asarray(mated).astype(bool)
@@ -106,7 +106,7 @@ def evaluate_embeddings(embeddings: npt.ArrayLike, quality: npt.ArrayLike, a: np
     """EDC and pAUC from per-image FR embeddings [N, D] and qualities [N] and a pair list.
 
     Comparison i is images ``a[i]`` and ``b[i]`` (row indices); similarities are cosine, as
-    ``bench run`` computes them (:func:`bench.compare.compare`).
+    ``bench run`` computes them (:func:`bench.pipeline.similarity.compare`).
     """
     emb = np.asarray(embeddings, dtype=np.float32)
     q = _oriented(quality, higher_is_better, "quality")

@@ -13,24 +13,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import __version__
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 if TYPE_CHECKING:
-    from bench.cell import RunConfig
-    from bench.reference import Tolerance
+    from bench.pipeline.cell import RunConfig
+    from bench.results.reference import Tolerance
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from bench.cards import load_cards
+    from bench.core.cards import load_cards
 
     kind = {"methods": "method", "datasets": "dataset", "fr": "fr"}[args.what]
     if args.options and kind == "dataset":
         raise BenchError("bench list --options: datasets have no options; try bench list methods --options or bench list fr --options")
     for card in load_cards(kind).values():  # type: ignore[arg-type]
         if args.options:
-            from bench.options import describe
+            from bench.core.options import describe
 
             print(card.name)
             print("\n".join(f"  {line}" for line in describe(card)) or "  (no options)")
@@ -43,8 +43,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from bench import paths
-    from bench.dataset_stats import describe
+    from bench.core import paths
+    from bench.datasets.dataset_stats import describe
 
     print(describe(paths.data_root(args.data_root)))
     return 0
@@ -61,7 +61,7 @@ def _parse_folds(text: str | None) -> list[int] | None:
 
 def _parse_options(items: list[str] | None, flag: str) -> dict[str, object]:
     """``KEY=VALUE`` pairs of ``flag`` (--method-option / --fr-option), values kept as text:
-    bench.options types them by what the card declares."""
+    bench.core.options types them by what the card declares."""
     options: dict[str, object] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
@@ -74,7 +74,7 @@ def _parse_options(items: list[str] | None, flag: str) -> dict[str, object]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import RunConfig, run
+    from bench.pipeline.runner import RunConfig, run
 
     cfg = RunConfig(
         method=args.method, fr=args.fr, dataset=args.dataset, data_root=args.data_root, results=args.results,
@@ -106,8 +106,8 @@ def _print_record(record: dict) -> None:
 
 def _run_plan(args: argparse.Namespace, base: RunConfig) -> int:
     """Several cells (--plan FILE, or lists / 'all' in --method, --fr, --dataset) on an executor."""
-    from bench import plan as plans
-    from bench.executors import execute
+    from bench.pipeline import plan as plans
+    from bench.pipeline.executors import execute
 
     if args.plan and (args.method or args.fr or args.dataset):
         raise BenchError("--plan FILE names the cells itself: drop --method, --fr and --dataset")
@@ -141,15 +141,16 @@ def _run_plan(args: argparse.Namespace, base: RunConfig) -> int:
 
 
 def _check_edc_variant(variant: str | None) -> None:
-    """``--edc-variant`` must name a variant of bench.edc (one error line, not argparse's usage text)."""
-    from bench.edc import VARIANTS
+    """``--edc-variant`` must name a variant of bench.stats.edc (one error line, not argparse's usage text)."""
+    from bench.stats.edc import VARIANTS
 
     if variant is not None and variant not in VARIANTS:
         raise BenchError(f"--edc-variant {variant}: unknown EDC variant; known: {', '.join(VARIANTS)}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from bench import check, paths
+    from bench.core import paths
+    from bench.results import check
 
     if args.against is not None:
         return _check_against(args)
@@ -161,7 +162,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     table = check.compare_published(frame, tol=args.tol, edc_variant=args.edc_variant)
     print(check.format_table(table, show_not_reproduced=args.verbose))
     if args.report:
-        from bench.io import atomic_write_text
+        from bench.core.io import atomic_write_text
         from bench.report import render_drift_markdown
 
         atomic_write_text(args.report, render_drift_markdown(table))
@@ -169,8 +170,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_against(args: argparse.Namespace) -> int:
-    from bench import paths, reference
-    from bench.io import atomic_write_text
+    from bench.core import paths
+    from bench.core.io import atomic_write_text
+    from bench.results import reference
 
     table = reference.check_against(paths.results_dir(args.results), args.against)
     text = reference.format_against(table, show_not_reproduced=args.verbose)
@@ -181,7 +183,7 @@ def _check_against(args: argparse.Namespace) -> int:
 
 
 def _parse_tolerance(text: str) -> tuple[str, Tolerance]:
-    from bench.reference import Tolerance
+    from bench.results.reference import Tolerance
 
     method, sep, rest = text.partition("=")
     value, _, why = rest.partition(":")
@@ -192,7 +194,8 @@ def _parse_tolerance(text: str) -> tuple[str, Tolerance]:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from bench import paths, reference
+    from bench.core import paths
+    from bench.results import reference
 
     if args.action == "verify":
         print(f"{args.dir}: {reference.verify(args.dir)} files match {reference.MANIFEST}")
@@ -206,8 +209,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bench import paths
-    from bench.paired import compare_methods, format_table
+    from bench.core import paths
+    from bench.stats.paired import compare_methods, format_table
 
     if len(args.method) != 2:
         raise BenchError(f"--method given {len(args.method)} time(s); pass exactly two, e.g. --method diffiqa --method cr-fiqa")
@@ -241,8 +244,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from bench import paths
-    from bench.fetch import fetch
+    from bench.core import paths
+    from bench.datasets.fetch import fetch
 
     root = paths.data_root(args.data_root)
     if root is None:
@@ -252,10 +255,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from bench.cards import get_card
-    from bench.import_scores import import_scores
-    from bench.runner import load_dataset
-    from bench.score_store import score_path, write_scores
+    from bench.core.cards import get_card
+    from bench.core.score_store import score_path, write_scores
+    from bench.pipeline.import_scores import import_scores
+    from bench.pipeline.runner import load_dataset
 
     card = get_card("method", args.method)
     needs_fr = bool(card.get("needs_fr", False))
@@ -275,7 +278,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_ddpm(args: argparse.Namespace) -> int:
-    from bench.device import check_device
+    from bench.core.device import check_device
     from bench.diffusion.train_ddpm import train_ddpm
 
     check_device(args.device)
@@ -304,7 +307,7 @@ def _cmd_train_ddpm(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_distill(args: argparse.Namespace) -> int:
-    from bench.distill import train_distill
+    from bench.methods.distill import train_distill
 
     result = train_distill(
         args.labels, args.images, args.out, kind=args.kind, fr=args.fr, fr_weights=args.fr_weights,
@@ -319,9 +322,9 @@ def _cmd_train_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_crops(args: argparse.Namespace) -> int:
-    from bench import paths
-    from bench.cell import load_dataset
-    from bench.crop_export import all_images, export_crops
+    from bench.core import paths
+    from bench.datasets.crop_export import all_images, export_crops
+    from bench.pipeline.cell import load_dataset
 
     dataset = load_dataset(args.dataset, args.data_root)
     if args.all_images:
@@ -508,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="paired bootstrap test of two methods' pAUC from stored replicates",
                        description="Per cell (latest run of each method in RESULTS/runs) and pooled over cells: "
                                    "pAUC A - B, its 95% percentile interval and a two-sided bootstrap p-value, from "
-                                   "the replicates the runs stored (see bench/paired.py). Exit 1 when no cell has both.")
+                                   "the replicates the runs stored (see bench/stats/paired.py). Exit 1 when no cell has both.")
     s.add_argument("--results", type=Path, help="results folder holding runs/ (default: $BENCH_RESULTS, else ./bench-results)")
     s.add_argument("--method", action="append", required=True, help="a method to compare; give exactly two")
     s.add_argument("--fr", help="only cells of this FR model (default: all)")
@@ -582,14 +585,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand; a BenchError prints one ``error:`` line and exits 2."""
     args = build_parser().parse_args(argv)
     if getattr(args, "results", None) is None and args.command in ("run", "import-scores"):
-        from bench import paths
+        from bench.core import paths
 
         args.results = paths.results_dir()
     if getattr(args, "discard", None) is None and args.command == "run":
         args.discard = [0.2, 0.3]
     try:
         if args.cards is not None:
-            from bench.cards import use_cards_folder
+            from bench.core.cards import use_cards_folder
 
             use_cards_folder(args.cards)
         return int(args.func(args))
@@ -598,8 +601,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as exc:
         # A module-level import of an optional dependency (torch, cv2, ...) in a module the
-        # command loaded: the same one-line install hint as bench.optional.require gives.
-        from bench.optional import hint_for
+        # command loaded: the same one-line install hint as bench.core.optional.require gives.
+        from bench.core.optional import hint_for
 
         message = hint_for(exc, f"bench {args.command}")
         if message is None:

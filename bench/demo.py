@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench import paths, resources
-from bench.errors import BenchError
-from bench.plan import PlanCell
+from bench.core import paths, resources
+from bench.core.errors import BenchError
+from bench.pipeline.plan import PlanCell
 
 DEFAULT_FOLDS = [1, 2]
 DEMO_PLAN = resources.folder("plans") / "demo.toml"
@@ -28,8 +28,8 @@ def demo_cells(plan_path: Path, data_root: Path, results: Path, cache: Path, fol
                ddpm: Path | None) -> list[PlanCell]:
     """The cells of the demo plan this demo runs: the plan's methods less FaceQAN (unless
     ``faceqan``) and DifFIQA (unless a DDPM checkpoint ``ddpm`` is given), on ``folds``."""
-    from bench.cell import RunConfig
-    from bench.plan import expand, load_plan
+    from bench.pipeline.cell import RunConfig
+    from bench.pipeline.plan import expand, load_plan
 
     base = RunConfig(method="", fr="", dataset="", data_root=data_root, results=results, cache=cache)
     chosen = []
@@ -54,8 +54,8 @@ def default_ddpm() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.executors import execute
-    from bench.fetch import fetch
+    from bench.datasets.fetch import fetch
+    from bench.pipeline.executors import execute
     from bench.report import build_report
 
     p = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__)

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_bootstrap.py [--replicates 1000]`` (abo
 Synthetic IJB-C-shaped cell: 3,531 subjects owning 23,124 templates, 19,557 mated template
 pairs (within subjects) and 15,638,932 non-mated ones (between subjects), float32
 similarities, qualities with 3 decimals (ties). Units are the subjects (the product rule of
-``bench.bootstrap``). Timed: 1,000 replicates at discard limits 0.2 and 0.3, counts drawn
+``bench.stats.bootstrap``). Timed: 1,000 replicates at discard limits 0.2 and 0.3, counts drawn
 inside the timing. Baseline: one ``np.sort`` of the non-mated similarities in the same run.
 Goal: <= 60 s on 2 cores, <= 2 GiB of memory above the inputs (peak RSS is read from
 ``/proc/self/status``; the inputs are built before the baseline is taken). A naive loop
@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from bench import bootstrap
-from bench.edc import edc, pauc, threshold_at_fmr
+from bench.stats import bootstrap
+from bench.stats.edc import edc, pauc, threshold_at_fmr
 
 N_SUBJECTS = 3_531
 N_TEMPLATES = 23_124
@@ -76,7 +76,7 @@ def make_cell(scale: float, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 def naive(m_sim: np.ndarray, m_q: np.ndarray, n_sim: np.ndarray, units: bootstrap.Units,
           counts: np.ndarray) -> np.ndarray:
-    """The direct way: materialise every replicate and run bench.edc on it."""
+    """The direct way: materialise every replicate and run bench.stats.edc on it."""
     out = []
     for c in counts:
         wm = bootstrap._weights(c[None], units.mated_a, units.mated_b)[0]

@@ -1,6 +1,6 @@
 """Benchmark: IJB-C-sized template comparisons (23,124 templates, 15,658,489 pairs) in bounded memory.
 
-Measures the time and the peak resident memory of ``bench.compare.compare`` on synthetic
+Measures the time and the peak resident memory of ``bench.pipeline.similarity.compare`` on synthetic
 data of IJB-C's size (512-D embeddings, ~3.4 images per template), printed as a ratio to one
 ``np.sort`` of the similarities in the same run. Run: ``.venv/bin/python benchmarks/bench_compare.py``.
 """
@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from bench.compare import compare
-from bench.protocol import PairProtocol, Templates
+from bench.datasets.protocol import PairProtocol, Templates
+from bench.pipeline.similarity import compare
 
 N_TEMPLATES = 23_124
 N_MATED = 19_557

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.cards import Card
+from bench.core.cards import Card
+from bench.core.registry import create
 from bench.datasets.base import FaceDataset
+from bench.datasets.protocol import PairProtocol
 from bench.diffusion.checkpoint import DDPMCheckpoint, save_checkpoint
 from bench.diffusion.unet import UNet, UNetConfig
 from bench.fr.base import TorchFRModel
 from bench.methods.base import ScoreContext
-from bench.protocol import PairProtocol
-from bench.registry import create
 
 
 class ConvFR(TorchFRModel):

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import torch
 
-from bench import paths
 from bench.align.dlib_chip import DlibChipAligner
+from bench.core import paths
+from bench.core.registry import create
 from bench.datasets.base import read_rgb
-from bench.registry import create
 
 BATCH = 16
 

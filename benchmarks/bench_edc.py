@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.edc import edc, edc_recomputed, pauc, threshold_at_fmr
+from bench.stats.edc import edc, edc_recomputed, pauc, threshold_at_fmr
 
 N_MATED = 19_557
 N_NONMATED = 15_638_932

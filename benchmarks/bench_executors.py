@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import paths
-from bench.cell import RunConfig, resolve_cell
-from bench.executors import execute
-from bench.plan import expand, load_plan
-from bench.runner import prepare
-from bench.scoring import plan_scores, score_images
+from bench.core import paths
+from bench.pipeline.cell import RunConfig, resolve_cell
+from bench.pipeline.executors import execute
+from bench.pipeline.plan import expand, load_plan
+from bench.pipeline.runner import prepare
+from bench.pipeline.scoring import plan_scores, score_images
 
 
 def _plan_seconds(data_root: Path, results: Path, cache: Path, executor: str, jobs: int | None) -> float:

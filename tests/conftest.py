@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench import paths
+from bench.core import paths
 
 SHARED_DATA = paths.REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures run before the per-test isolation below: without
+    this they would read and write the user's ~/.cache/fiqa-bench and ./bench-results (and a
+    report built there would show whatever another process left in that cache)."""
+    base = tmp_path_factory.mktemp("session-env")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_CACHE", str(base / "cache"))
+        mp.setenv("BENCH_RESULTS", str(base / "results"))
+        mp.delenv("BENCH_WEIGHTS", raising=False)
+        yield
 
 
 @pytest.fixture(autouse=True)

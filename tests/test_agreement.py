@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.agreement import low_set_overlap, pair_agreement
-from bench.errors import DataError
+from bench.core.errors import DataError
+from bench.stats.agreement import low_set_overlap, pair_agreement
 
 
 def test_hand_case_matches_scipy():
@@ -34,9 +34,9 @@ def test_misaligned_arrays_raise():
 
 
 def test_report_shows_the_agreement_of_methods_scored_on_the_same_images(tmp_path) -> None:
+    from bench.pipeline.runner import RunConfig, run
     from bench.report import build_report
     from bench.report.frames import agreement_frame, score_frame
-    from bench.runner import RunConfig, run
 
     for method in ("random", "oracle"):
         run(RunConfig(method=method, fr="synthetic", dataset="synthetic", results=tmp_path / "res", progress=False,

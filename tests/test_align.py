@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import paths
 from bench.align import get_aligner
 from bench.align.arcface import SIZE, TEMPLATE, ArcFaceAligner, pick_face, similarity_transform
+from bench.core import paths
 from bench.datasets.base import read_rgb
 
 LFW = paths.REPO_ROOT.parent / "shared" / "data" / "lfw" / "lfw-deepfunneled"

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import api, edc
+from bench import api
 from bench.cli import main
-from bench.compare import normalise
-from bench.errors import DataError
+from bench.core.errors import DataError
+from bench.pipeline.similarity import normalise
+from bench.stats import edc
 
 
 def _comparisons(n: int = 400, seed: int = 3) -> pd.DataFrame:

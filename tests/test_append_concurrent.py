@@ -1,11 +1,11 @@
-"""Two runs appending to one results folder at once must keep every row (bench.io.append_text)."""
+"""Two runs appending to one results folder at once must keep every row (bench.core.io.append_text)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
 
-from bench.io import append_text
+from bench.core.io import append_text
 
 WRITERS, ROWS = 4, 25
 

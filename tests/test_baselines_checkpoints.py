@@ -16,8 +16,8 @@ from torch import nn
 
 import bench.fr.iresnet as ir
 import bench.methods.crfiqa as crfiqa_mod
-from bench.cards import get_card
-from bench.errors import DataError, MissingWeightsError
+from bench.core.cards import get_card
+from bench.core.errors import DataError, MissingWeightsError
 from bench.methods.crfiqa import CRFIQA
 from bench.methods.magface import MagFace
 from bench.methods.sddfiqa import SDDFIQA

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cards import get_card
+from bench.core.cards import get_card
+from bench.core.errors import BenchError
 from bench.datasets.base import FaceDataset
-from bench.errors import BenchError
+from bench.datasets.protocol import PairProtocol
 from bench.fr.base import TorchFRModel
 from bench.fr.synthetic import SyntheticFR
-from bench.methods.base import ScoreContext
-from bench.methods.base import image_seed
+from bench.methods.base import ScoreContext, image_seed
 from bench.methods.faceqan import FaceQAN, faceqan_scores
 from bench.methods.serfiq import SERFIQ, serfiq_score
-from bench.protocol import PairProtocol
 
 H = W = 4
 D_IN, D_OUT = 3 * H * W, 6

@@ -10,12 +10,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.cards import get_card
-from bench.errors import BenchError, MissingWeightsError
-from bench.import_scores import ImportOnlyMethod
+from bench.core.cards import get_card
+from bench.core.errors import BenchError, MissingWeightsError
+from bench.core.registry import create
 from bench.methods.faceqnet import FaceQnet
 from bench.methods.lightqnet import LightQNet
-from bench.registry import create
+from bench.methods.import_only import ImportOnlyMethod
 
 W_CONV = np.array([[0.01, -0.02, 0.03], [-0.01, 0.02, 0.005]], dtype=np.float32)  # [2 out, 3 in]
 W_GEMM = np.array([[1.5], [-0.7]], dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Bootstrap intervals of the pAUC (bench.bootstrap) and paired tests (bench.paired, bench compare)."""
+"""Bootstrap intervals of the pAUC (bench.stats.bootstrap) and paired tests (bench.stats.paired, bench compare)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from bench import bootstrap
 from bench.cli import main
+from bench.core.errors import DataError
 from bench.datasets.base import FaceDataset
-from bench.edc import edc, edc_recomputed, pauc, threshold_at_fmr
-from bench.errors import DataError
-from bench.paired import paired_test
-from bench.protocol import PairProtocol, Templates
+from bench.datasets.protocol import PairProtocol, Templates
+from bench.stats import bootstrap
+from bench.stats.edc import edc, edc_recomputed, pauc, threshold_at_fmr
+from bench.stats.paired import paired_test
 
 LIMITS = (0.1, 0.3, 1.0)
 
@@ -32,7 +32,7 @@ def _cell(rng: np.random.Generator, n_subjects: int = 30, per: int = 4, decimals
 
 
 def _materialised(m_sim, m_q, n_sim, units, counts_row, fmr):
-    """bench.edc's pAUCs of one replicate built explicitly: each comparison repeated by its copies."""
+    """bench.stats.edc's pAUCs of one replicate built explicitly: each comparison repeated by its copies."""
     c = counts_row[None]
     wm = bootstrap._weights(c, units.mated_a, units.mated_b)[0]
     wn = bootstrap._weights(c, units.nonmated_a, units.nonmated_b)[0]

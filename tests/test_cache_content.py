@@ -17,16 +17,16 @@ import cv2
 import numpy as np
 import pytest
 
-from bench import registry
 from bench.align import NativeAligner
 from bench.cli import main
-from bench.crops import ALIGN_BATCH, DETECTED, UNREADABLE, CropStore
+from bench.core import registry
+from bench.core.errors import DataError
 from bench.datasets import fixtures
 from bench.datasets.base import FaceDataset, read_rgb
-from bench.embeddings import embed_dataset
-from bench.errors import DataError
+from bench.datasets.crops import ALIGN_BATCH, DETECTED, UNREADABLE, CropStore
+from bench.datasets.protocol import PairProtocol
 from bench.fr.synthetic import SyntheticFR
-from bench.protocol import PairProtocol
+from bench.pipeline.embeddings import embed_dataset
 
 VICTIM = "lfw-deepfunneled/Person_00/Person_00_0002.jpg"
 
@@ -58,7 +58,7 @@ class Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.aligned = self.embedded = self.read = 0
         align, embed = NativeAligner.align, SyntheticFR.embed
-        import bench.crops as crops_module
+        import bench.datasets.crops as crops_module
 
         read = crops_module.read_source
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bench import cards, paths, registry
-from bench.errors import RegistryError
+from bench.core import cards, paths, registry
+from bench.core.errors import RegistryError
 
 
 @pytest.mark.parametrize("kind", ["method", "dataset", "fr"])

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from test_report import pauc_line
 
-from bench.check import compare_published, load_results
 from bench.cli import main
-from bench.results import PAUC_COLUMNS
+from bench.results.check import compare_published, load_results
+from bench.results.table import PAUC_COLUMNS
 
 # Published ArcFace pAUC at 0.3: DifFIQA LFW 0.695, CALFW 0.900.
 PAPER = pauc_line(0.3, "arcface", "diffiqa", "lfw", 0.695, "paper")

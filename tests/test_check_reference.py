@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.errors import DataError
-from bench.reference import read_tolerances, verify
-from bench.runner import RunConfig, run
+from bench.core.errors import DataError
+from bench.pipeline.runner import RunConfig, run
+from bench.results.reference import read_tolerances, verify
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_report_renders_a_reference_set(frozen, tmp_path) -> None:
 
 
 def test_the_committed_reference_set_is_intact_and_every_cell_has_a_tolerance_below_a_nudge() -> None:
-    from bench.reference import check_against
+    from bench.results.reference import check_against
 
     ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "dlib-lfw-cfpfp-v2"
     assert verify(ref) > 100
@@ -129,7 +129,7 @@ def _as_onnx(folder: Path, out: Path, path: str, digest: str) -> Path:
 
 
 def test_an_onnx_model_is_matched_by_its_hash_not_its_path(frozen, tmp_path) -> None:
-    from bench.reference import check_against
+    from bench.results.reference import check_against
 
     res, ref = frozen
     theirs = _as_onnx(ref, tmp_path / "ref", "/their/machine/mfn.onnx", "a" * 64)

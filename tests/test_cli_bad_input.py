@@ -51,7 +51,7 @@ def _cpu_only_torch(_: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _truncated_pauc_csv(root: Path, _: pytest.MonkeyPatch) -> None:
-    from bench.results import PAUC_COLUMNS
+    from bench.results.table import PAUC_COLUMNS
 
     row = "0.3,arcface,diffiqa,lfw,0.695,,,fixed-threshold,0.001,all,min,min,cosface,{},{},0,3000,3000,r1"
     (root / "results").mkdir()

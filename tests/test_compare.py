@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.compare import compare, template_features, template_quality
-from bench.protocol import PairProtocol, Templates
+from bench.datasets.protocol import PairProtocol, Templates
+from bench.pipeline.similarity import compare, template_features, template_quality
 
 
 def _reference_template_features(emb, templates):
@@ -59,7 +59,7 @@ def test_image_pair_comparisons_match_loop() -> None:
 
 
 def test_dense_and_sparse_similarity_paths_agree() -> None:
-    from bench.compare import normalise, pair_similarity
+    from bench.pipeline.similarity import normalise, pair_similarity
 
     rng = np.random.default_rng(3)
     feats = normalise(rng.normal(size=(50, 8)))

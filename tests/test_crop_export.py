@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.core.errors import DataError
 from bench.datasets.fixtures import write_lfw
-from bench.distill import crops_by_id
-from bench.errors import DataError
+from bench.methods.distill import crops_by_id
 
 
 def test_all_images_exports_every_file_not_only_the_protocol_ones(tmp_path: Path, capsys) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import registry
+from bench.core import registry
+from bench.core.errors import DataError
 from bench.datasets import fixtures
 from bench.datasets.insightface_bin import read_bin
-from bench.errors import DataError
 
 
 def load(name: str, root: Path, **attrs):

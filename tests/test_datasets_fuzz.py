@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.core.errors import DataError
 from bench.datasets import parsers
-from bench.errors import DataError
 
 # Text built from the tokens these formats use, so the fuzzer reaches deep into the parsers.
 _TOKENS = st.sampled_from(["10", "300", "1", "2", "0", "11", "-1", "Abel_Pacheco", "a.jpg", "../x", "x/y",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import paths, registry
-from bench.dataset_stats import table1_frame
+from bench.core import paths, registry
+from bench.datasets.dataset_stats import table1_frame
 
 REAL = paths.REPO_ROOT.parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (REAL / "lfw" / "pairs.txt").is_file(), reason="no real data here")

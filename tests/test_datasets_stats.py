@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.dataset_stats import PAPER_DATASETS, describe, table1_frame
 from bench.datasets import fixtures
+from bench.datasets.dataset_stats import PAPER_DATASETS, describe, table1_frame
 
 
 def test_describe_without_root() -> None:

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cards import Card
+from bench.core.cards import Card
+from bench.core.errors import BenchError, MissingWeightsError
+from bench.core.registry import create
 from bench.datasets.base import FaceDataset
+from bench.datasets.protocol import PairProtocol
 from bench.diffusion.checkpoint import DDPMCheckpoint, load_checkpoint, save_checkpoint
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.unet import UNet, UNetConfig
-from bench.errors import BenchError, MissingWeightsError
 from bench.fr.base import FRModel, TorchFRModel
 from bench.methods.base import ScoreContext, image_seed
 from bench.methods.diffiqa import STEPS, DifFIQAParams, combine, draw_noise, perturb
-from bench.protocol import PairProtocol
-from bench.registry import create
 
 SIZE = 32
 
@@ -211,7 +211,7 @@ def test_defaults_are_official_and_options_change_scores(checkpoint, data, tmp_p
 
 
 def test_cards_name_the_official_quality_fr_and_the_a2_reading() -> None:
-    from bench.registry import get_card
+    from bench.core.registry import get_card
 
     assert get_card("fr", "cosface").name == "cosface"
     for name in ("diffiqa", "diffiqa-noflip", "diffiqa-noforward", "diffiqa-t20", "faceqan"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_diffiqa import SIZE, LinearFR, checkpoint, data  # noqa: F401  (fixtures)
 
-from bench.registry import create
+from bench.core.registry import create
 
 
 def test_examples_hold_the_first_k_images_and_their_eq7_cosines(checkpoint, data, tmp_path) -> None:  # noqa: F811

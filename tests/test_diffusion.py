@@ -8,14 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.errors import BenchError, DataError
 from bench.diffusion.bsrgan import bsrgan_pass, degrade_bsrgan
-from bench.diffusion.checkpoint import (DDPMCheckpoint, from_model, load_checkpoint, load_denoiser, model_size,
-                                        save_checkpoint, to_model)
+from bench.diffusion.checkpoint import (
+    DDPMCheckpoint,
+    from_model,
+    load_checkpoint,
+    load_denoiser,
+    model_size,
+    save_checkpoint,
+    to_model,
+)
 from bench.diffusion.degrade import degrade
 from bench.diffusion.schedule import CosineSchedule, backward_times, cosine_alphas_cumprod
 from bench.diffusion.train_ddpm import RECIPES, ema_decay_at, extended_loss, train_ddpm
 from bench.diffusion.unet import UNet, UNetConfig
-from bench.errors import BenchError, DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

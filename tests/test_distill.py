@@ -10,14 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cards import Card
-from bench.distill import (MLPHead, adjusted_labels, identity_centres, normalise_labels, split_every_nth,
-                           train_distill_arrays)
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.registry import create
 from bench.fr.base import TorchFRModel
 from bench.fr.iresnet import IResNet
-from bench.registry import create
-
+from bench.methods.distill import (
+    MLPHead,
+    adjusted_labels,
+    identity_centres,
+    normalise_labels,
+    split_every_nth,
+    train_distill_arrays,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,7 +87,7 @@ def test_one_step_on_stub_data_and_reload(kind, tmp_path, monkeypatch) -> None:
     head_in = data["head"]["weight" if kind == "diffiqa-r" else "l1.weight"].shape[1]
     assert head_in == 8
     # Our checkpoint loads back into the scoring method (FR model rebuilt by name).
-    monkeypatch.setattr("bench.registry.create", lambda *a, **k: TinyTorchFR())
+    monkeypatch.setattr("bench.core.registry.create", lambda *a, **k: TinyTorchFR())
     method = create("method", kind, weights=res.checkpoint)
     assert method.domain(None) == "tiny32"
     scores = method.score_batch(crops[:3], np.arange(3), None)
@@ -125,7 +130,7 @@ def test_official_key_layout_loads(kind, tmp_path) -> None:
 
 def _stub_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Record what train_distill_arrays feeds the loss: (labels, centre given) per call, and saved epochs."""
-    from bench import distill
+    from bench.methods import distill
 
     seen: dict[str, list] = {"calls": [], "saved": []}
     real = distill.distill_loss
@@ -161,7 +166,7 @@ def test_ediffiqa_normalises_labels_after_dropping_identities_and_validates_unad
 
 
 def test_validation_loss_is_the_mean_of_batch_means(tmp_path, monkeypatch) -> None:
-    from bench import distill
+    from bench.methods import distill
 
     rng = np.random.default_rng(1)
     crops = (rng.random((30, 32, 32, 3)) * 255).astype(np.uint8)
@@ -181,7 +186,7 @@ def test_validation_loss_is_the_mean_of_batch_means(tmp_path, monkeypatch) -> No
 
 @pytest.mark.parametrize("freeze_rest", [False, True])
 def test_backbone_tensors_outside_the_optimiser_count_in_the_clip_norm(freeze_rest) -> None:
-    from bench.distill import DistilledModel, PixelBackbone, make_head, make_optimizer
+    from bench.methods.distill import DistilledModel, PixelBackbone, make_head, make_optimizer
 
     fr = TinyTorchFR()
     model = DistilledModel(PixelBackbone(fr.module, fr.forward_images), make_head("diffiqa-r", 8))
@@ -194,8 +199,8 @@ def test_backbone_tensors_outside_the_optimiser_count_in_the_clip_norm(freeze_re
 
 
 def test_train_distill_defaults_are_official(tmp_path, monkeypatch) -> None:
-    from bench.distill import train_distill
-    from bench.errors import MissingWeightsError
+    from bench.core.errors import MissingWeightsError
+    from bench.methods.distill import train_distill
 
     monkeypatch.setenv("BENCH_WEIGHTS", str(tmp_path))
     (tmp_path / "l.csv").write_text("image_id,quality\na/1.png,0.5\n")

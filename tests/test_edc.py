@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bench.edc
-from bench.edc import (VARIANTS, Edc, compute_edc, edc, edc_recomputed, pair_quality, pauc,
-                       threshold_at_fmr)
-from bench.errors import DataError
+import bench.stats.edc
+from bench.core.errors import DataError
+from bench.stats.edc import VARIANTS, Edc, compute_edc, edc, edc_recomputed, pair_quality, pauc, threshold_at_fmr
 
 GRID = [i * 0.05 for i in range(20)]
 
@@ -91,7 +90,7 @@ def _assert_matches_reference(sims, quals, threshold):
 
 
 def test_module_docstring_example():
-    assert doctest.testmod(bench.edc).failed == 0
+    assert doctest.testmod(bench.stats.edc).failed == 0
 
 
 def test_hand_worked_six_pairs():

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cell import RunConfig
 from bench.cli import main
+from bench.pipeline.cell import RunConfig
 
 ray = pytest.importorskip("ray")
 
@@ -70,7 +70,7 @@ def test_cli_lists_on_ray_match_local(tmp_path, cluster) -> None:
 
 
 def test_killed_worker_resumes_without_recomputing_finished_parts(tmp_path, cluster) -> None:
-    from bench.executors.stages import score_range
+    from bench.pipeline.executors.stages import score_range
 
     plan = _plan(tmp_path)
     results, cache = tmp_path / "ray", tmp_path / "cache"
@@ -81,8 +81,8 @@ def test_killed_worker_resumes_without_recomputing_finished_parts(tmp_path, clus
     def scores_in_batches(die_after: int | None, shard: int, n: int) -> None:
         # `random` scores in one part; here one part per batch, as slow methods do. With
         # die_after, the worker process exits (no exception, no cleanup) after writing that many.
-        from bench import score_parts
         from bench.methods.mock import RandomQuality
+        from bench.pipeline import score_parts
 
         write, count = score_parts.ScoreParts.write, [0]
 

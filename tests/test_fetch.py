@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import paths, registry
+from bench.core import paths, registry
+from bench.core.errors import DataError
 from bench.datasets import fixtures
-from bench.errors import DataError
-from bench.fetch import _place, extract, fetch, mirror_path
+from bench.datasets.fetch import _place, extract, fetch, mirror_path
 
 SHARED = paths.REPO_ROOT.parent / "shared" / "data"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.errors import DataError, MissingWeightsError
+from bench.core.errors import DataError, MissingWeightsError
+from bench.core.registry import create
 from bench.fr.dlib_dat import DatReader, parse_network, read_network
-from bench.registry import create
-from conftest import shared_data
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")

@@ -15,14 +15,14 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cards import Card, get_card
-from bench.errors import DataError, MissingWeightsError
+from bench.core.cards import Card, get_card
+from bench.core.errors import DataError, MissingWeightsError
+from bench.core.io import sha256_file
+from bench.core.registry import create
 from bench.fr.adaface import AdaFace
 from bench.fr.curricularface import CurricularFace
 from bench.fr.insightface import ArcFace, CosFace
 from bench.fr.iresnet import IRBackbone, IResNet, ir101, iresnet100, load_state_dict_mapped
-from bench.io import sha256_file
-from bench.registry import create
 
 SMALL = [1, 2, 1, 1]
 

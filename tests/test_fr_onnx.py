@@ -8,17 +8,16 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-
-from bench.options import OptionError
 from onnx import TensorProto, helper
 
-from bench import paths
 from bench.align import get_aligner
-from bench.cards import get_card
-from bench.errors import DataError, MissingWeightsError
+from bench.core import paths
+from bench.core.cards import get_card
+from bench.core.errors import DataError, MissingWeightsError
+from bench.core.io import sha256_file
+from bench.core.options import OptionError
+from bench.core.registry import create
 from bench.fr.onnx_model import OnnxFR
-from bench.io import sha256_file
-from bench.registry import create
 
 # Test-only model and data beside the repository (licence unknown: never copied into it).
 SHARED = paths.REPO_ROOT.parent / "shared" / "data"

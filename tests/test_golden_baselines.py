@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cards import Card, get_card
-from bench.registry import create
+from bench.core.cards import Card, get_card
+from bench.core.registry import create
 
 GOLDEN = Path(__file__).parent / "golden" / "official" / "base"
 
@@ -87,7 +87,7 @@ def _card(name: str, units: list[int]) -> Card:
     ("curricularface", "curricularface_ir50"),
 ])
 def test_official_fr_backbones_reproduced(fr_name: str, golden_name: str, tmp_path: Path) -> None:
-    from bench.registry import resolve
+    from bench.core.registry import resolve
 
     golden = np.load(GOLDEN / f"{golden_name}.npz")
     path = official_file(golden, tmp_path / "backbone.pth")

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cards import Card
+from bench.core.cards import Card
+from bench.core.registry import create
 from bench.diffusion.checkpoint import load_denoiser
 from bench.diffusion.schedule import CosineSchedule
 from bench.fr.base import TorchFRModel
 from bench.methods import diffiqa
-from bench.registry import create
 
 GOLDEN = Path(__file__).parent / "golden" / "official"
 MODEL = GOLDEN / "diffiqa_tiny_model.pt"

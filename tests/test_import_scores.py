@@ -1,4 +1,4 @@
-"""bench.import_scores: formats, path matching, and one-line errors on bad inputs."""
+"""bench.pipeline.import_scores: formats, path matching, and one-line errors on bad inputs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.core.errors import DataError, RegistryError
+from bench.core.score_store import read_scores, write_scores
 from bench.datasets.base import FaceDataset
-from bench.errors import DataError, RegistryError
-from bench.import_scores import import_scores
-from bench.protocol import PairProtocol
-from bench.score_store import read_scores, write_scores
+from bench.datasets.protocol import PairProtocol
+from bench.pipeline.import_scores import import_scores
 
 IDS = ["Aaron/Aaron_0001.jpg", "Aaron/Aaron_0002.jpg", "Bob/Bob_0001.jpg", "Bob/img 1.jpg"]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cards, paths, registry
-from bench.cards import get_card, load_cards
-from bench.errors import BenchError, DataError, MissingWeightsError, RegistryError
-from bench.options import OptionError, declared, parse_table, resolve
-from bench.protocol import PairProtocol
+from bench.core import cards, paths, registry
+from bench.core.cards import get_card, load_cards
+from bench.core.errors import BenchError, DataError, MissingWeightsError, RegistryError
+from bench.core.options import OptionError, declared, parse_table, resolve
+from bench.datasets.protocol import PairProtocol
 
 # --- options declared on cards -------------------------------------------------------------
 
@@ -138,7 +138,7 @@ def test_cli_keeps_option_values_as_text() -> None:
 
 
 def test_cpu_device_needs_no_torch() -> None:
-    code = "import sys\nfrom bench.device import check_device\ncheck_device('cpu')\nassert 'torch' not in sys.modules\n"
+    code = "import sys\nfrom bench.core.device import check_device\ncheck_device('cpu')\nassert 'torch' not in sys.modules\n"
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=paths.REPO_ROOT)
     assert out.returncode == 0, out.stderr
 
@@ -146,7 +146,7 @@ def test_cpu_device_needs_no_torch() -> None:
 def test_cuda_on_a_cpu_only_torch_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from bench.device import check_device
+    from bench.core.device import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
@@ -175,7 +175,7 @@ class _Mkdir:
 
 
 def test_random_bytes_are_not_a_checkpoint(tmp_path: Path) -> None:
-    from bench.torch_load import load_checkpoint
+    from bench.core.torch_load import load_checkpoint
 
     junk = tmp_path / "junk.pth"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -202,7 +202,7 @@ def test_a_file_that_runs_code_is_refused_without_trust(tmp_path: Path, legacy: 
         CRFIQA(get_card("method", "cr-fiqa"), weights=path)
     assert not marker.exists(), "the weight file ran code without --trust-weights"
     assert str(path) in str(info.value) and "\n" not in str(info.value)
-    from bench.torch_load import load_checkpoint
+    from bench.core.torch_load import load_checkpoint
 
     assert load_checkpoint(path, trust=True)["state_dict"] == {} and marker.is_dir()
 
@@ -210,7 +210,7 @@ def test_a_file_that_runs_code_is_refused_without_trust(tmp_path: Path, legacy: 
 def test_safe_checkpoints_load_without_trust(tmp_path: Path) -> None:
     import torch
 
-    from bench.torch_load import load_checkpoint
+    from bench.core.torch_load import load_checkpoint
 
     path = tmp_path / "ok.pth"
     torch.save({"w": torch.arange(3), "step": 7, "info": {"a": "b"}}, path)
@@ -222,7 +222,7 @@ def test_every_torch_load_goes_through_the_safe_loader() -> None:
     hits = {str(p.relative_to(paths.REPO_ROOT)) for p in (paths.REPO_ROOT / "bench").rglob("*.py")
             if "torch.load(" in p.read_text(encoding="utf-8")}
     # lightning_ckpt reads AdaFace's release with an unpickler that imports and calls nothing.
-    assert hits <= {"bench/torch_load.py", "bench/fr/lightning_ckpt.py"} and "bench/torch_load.py" in hits
+    assert hits <= {"bench/core/torch_load.py", "bench/fr/lightning_ckpt.py"} and "bench/core/torch_load.py" in hits
 
 
 def test_models_accept_trust_weights() -> None:
@@ -231,7 +231,7 @@ def test_models_accept_trust_weights() -> None:
 
 
 def test_missing_fr_weights_name_the_fr_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.weights import resolve_weights
+    from bench.core.weights import resolve_weights
 
     monkeypatch.delenv("BENCH_WEIGHTS", raising=False)
     with pytest.raises(MissingWeightsError, match=r"pass --fr-weights ") as info:
@@ -244,7 +244,7 @@ def test_missing_fr_weights_name_the_fr_flag(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize("layout", ["relative", "basename"])
 def test_a_weights_folder_resolves_alike_given_or_from_the_environment(tmp_path: Path, layout: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.weights import resolve_weights
+    from bench.core.weights import resolve_weights
 
     card = get_card("fr", "arcface")
     name = card.get("weights")[0]["file"]
@@ -292,7 +292,7 @@ def test_a_mated_line_with_an_extra_token_is_rejected_with_its_line() -> None:
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
 def test_outputs_respect_the_umask(tmp_path: Path, umask: int) -> None:
-    from bench.io import atomic_write_text
+    from bench.core.io import atomic_write_text
 
     old = os.umask(umask)
     try:

@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 import setuptools
 
-from bench import cards, paths, provenance, published, registry, resources
 from bench.cli import main
-from bench.errors import RegistryError
-from bench.optional import MissingDependencyError, require
+from bench.core import cards, paths, provenance, registry, resources
+from bench.core.errors import RegistryError
+from bench.core.optional import MissingDependencyError, require
+from bench.results import published
 
 REPO = paths.REPO_ROOT
 EXAMPLE = REPO / "examples" / "my_method"
@@ -45,7 +46,7 @@ def _method_module(root: Path, module: str, cls: str, name: str) -> None:
     (root / f"{module}.py").write_text(textwrap.dedent(f"""
         import numpy as np
         from bench.methods.base import QualityMethod
-        from bench.registry import register_method
+        from bench.core.registry import register_method
 
         @register_method({name!r})
         class {cls}(QualityMethod):
@@ -145,7 +146,7 @@ def test_missing_optional_dependency_is_one_line(tmp_path, monkeypatch, capsys) 
 
 
 def test_module_level_optional_import_is_one_line(monkeypatch, capsys) -> None:
-    for name in [m for m in sys.modules if m == "bench.distill" or m == "torch" or m.startswith("torch.")]:
+    for name in [m for m in sys.modules if m == "bench.methods.distill" or m == "torch" or m.startswith("torch.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["train", "distill", "labels.csv", "images", "out.pt"]) == 2

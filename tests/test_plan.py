@@ -1,4 +1,4 @@
-"""Plans (bench.plan), lists and `all` in `bench run`, dry runs, the local executor, the demo plan."""
+"""Plans (bench.pipeline.plan), lists and `all` in `bench run`, dry runs, the local executor, the demo plan."""
 
 from __future__ import annotations
 
@@ -9,19 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import resources
-from bench.cell import RunConfig
 from bench.cli import main
-from bench.errors import BenchError
-from bench.plan import (
-    PlanError,
-    estimate,
-    expand,
-    from_lists,
-    load_plan,
-    registered_real_datasets,
-    validate,
-)
+from bench.core import resources
+from bench.core.errors import BenchError
+from bench.pipeline.cell import RunConfig
+from bench.pipeline.plan import PlanError, estimate, expand, from_lists, load_plan, registered_real_datasets, validate
 
 PLANS = resources.folder("plans")
 SYN = ["--fr", "synthetic", "--dataset", "synthetic", "--no-progress"]

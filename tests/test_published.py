@@ -15,9 +15,9 @@ import re
 import pandas as pd
 import pytest
 
-from bench import published
-from bench.errors import DataError
-from bench.published import (
+from bench.core.errors import DataError
+from bench.results import published
+from bench.results.published import (
     MEAN_COLUMN,
     PAPER_DATASETS,
     PAPER_DISCARDS,

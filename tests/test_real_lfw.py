@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.runner import RunConfig, run
 from conftest import shared_data
+
+from bench.pipeline.runner import RunConfig, run
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_fnmr_at_fmr_matches_an_independent_computation(lfw_run) -> None:
     pairs, mated = _independent_pairs(shared_data("lfw", "pairs.txt"))
     (emb_file,) = [p for p in (base / "cache" / "embeddings").rglob("*.npy") if not p.name.endswith(".done.npy")]
     emb = np.load(emb_file)
-    from bench.runner import load_dataset
+    from bench.pipeline.runner import load_dataset
 
     index = {Path(i).relative_to("lfw-deepfunneled").as_posix(): k for k, i in enumerate(load_dataset("lfw", shared_data()).image_ids)}
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)

@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from bench.errors import BenchError, DataError
-from bench.published import PAPER_FR, load_pauc
+from bench.core.errors import BenchError, DataError
 from bench.report import build_report, render_drift_markdown
 from bench.report.figures import edc_grid
 from bench.report.frames import results_pauc
 from bench.report.tables import fr_display, render_table1
-from bench.results import PAUC_COLUMNS, paper_quality_fr
+from bench.results.published import PAPER_FR, load_pauc
+from bench.results.table import PAUC_COLUMNS, paper_quality_fr
 
 # (method, fr, dataset, pauc at 0.2, pauc at 0.3), registered names.
 CELLS = [
@@ -539,8 +539,8 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
 
 
 def test_average_delta_only_when_cells_match_the_published_ones() -> None:
-    from bench.published import load_pauc
     from bench.report import frames as fr_mod
+    from bench.results.published import load_pauc
 
     pub = load_pauc()
     pub = pub[pub["discard"] == 0.3]

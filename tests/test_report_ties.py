@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.pipeline.runner import RunConfig, run
 from bench.report.frames import Replicates
 from bench.report.tables import TIED_NOTE, column_marks, tied_with_best
-from bench.runner import RunConfig, run
 
 
 def _reps(values: np.ndarray, key: tuple = ("subject", 40, 2023, 500)) -> Replicates:

@@ -22,16 +22,16 @@ import pytest
 from PIL import Image
 from test_report import pauc_line
 
-from bench import registry
 from bench.cli import main
-from bench.crops import IMAGE_IDS_FILE, CropStore
-from bench.errors import BenchError, DataError
+from bench.core import registry
+from bench.core.errors import BenchError, DataError
+from bench.core.score_store import REQUIRED_METADATA, write_scores
+from bench.datasets.crops import IMAGE_IDS_FILE, CropStore
 from bench.report import build_report
 from bench.report.figures import agreement_grid
 from bench.report.frames import agreement_frame, score_frame
 from bench.report.strips import LOWEST, example_gallery, strip_galleries
-from bench.results import PAUC_COLUMNS
-from bench.score_store import REQUIRED_METADATA, write_scores
+from bench.results.table import PAUC_COLUMNS
 
 N = 30
 CROP = 24

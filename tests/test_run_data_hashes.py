@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from bench.runner import RunConfig, run
+from bench.pipeline.runner import RunConfig, run
 
 
 def _meta(tmp_path, **kw) -> dict:
@@ -25,9 +25,9 @@ def test_run_records_image_and_protocol_hashes(tmp_path) -> None:
 
 
 def test_images_hash_follows_each_image_source(tmp_path) -> None:
-    from bench.cell import load_dataset
-    from bench.crops import CropStore
-    from bench.provenance import data_hashes
+    from bench.core.provenance import data_hashes
+    from bench.datasets.crops import CropStore
+    from bench.pipeline.cell import load_dataset
 
     ds = load_dataset("synthetic", None)
     store = CropStore(ds, "native", tmp_path / "cache")

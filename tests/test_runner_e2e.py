@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import edc
 from bench.cli import main
-from bench.compare import compare
-from bench.runner import RunConfig, load_dataset, run
+from bench.pipeline.runner import RunConfig, load_dataset, run
+from bench.pipeline.similarity import compare
+from bench.stats import edc
 
 
 def _run(tmp_path, method, **kw):
@@ -22,7 +22,7 @@ def _run(tmp_path, method, **kw):
 def test_run_writes_rows_curve_and_metadata(tmp_path) -> None:
     rec = _run(tmp_path, "random")
     frame = pd.read_csv(tmp_path / "res" / "pauc.csv")
-    from bench.results import PAUC_COLUMNS
+    from bench.results.table import PAUC_COLUMNS
 
     assert tuple(frame.columns) == PAUC_COLUMNS
     assert sorted(frame["discard"]) == [0.2, 0.3]
@@ -36,7 +36,7 @@ def test_run_writes_rows_curve_and_metadata(tmp_path) -> None:
 def test_run_matches_an_independent_computation(tmp_path) -> None:
     rec = _run(tmp_path, "oracle")
     ds = load_dataset("synthetic", None)
-    from bench import registry
+    from bench.core import registry
 
     emb = registry.create("fr", "synthetic").embed(np.stack([ds.read_image(i) for i in range(len(ds))]))
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
@@ -110,8 +110,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
 def test_engine_agrees_with_comparisons_of_runner(tmp_path) -> None:
     rec = _run(tmp_path, "oracle")
     ds = load_dataset("synthetic", None)
-    from bench import registry
-    from bench.score_store import read_scores
+    from bench.core import registry
+    from bench.core.score_store import read_scores
 
     emb = registry.create("fr", "synthetic").embed(np.stack([ds.read_image(i) for i in range(len(ds))]))
     ids, q, _ = read_scores(rec["score_file"])
@@ -130,7 +130,7 @@ def test_changed_seed_or_options_do_not_reuse_scores(tmp_path) -> None:
 
 
 def test_score_file_orientation_overrides_the_card(tmp_path) -> None:
-    from bench.score_store import read_scores, write_scores
+    from bench.core.score_store import read_scores, write_scores
 
     first = _run(tmp_path, "oracle")
     ids, scores, meta = read_scores(first["score_file"])
@@ -140,7 +140,7 @@ def test_score_file_orientation_overrides_the_card(tmp_path) -> None:
 
 
 def test_missing_weights_are_recorded_as_not_run(tmp_path) -> None:
-    from bench.errors import MissingWeightsError
+    from bench.core.errors import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match="magface_epoch_00025.pth"):
         _run(tmp_path, "magface")

@@ -10,13 +10,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from bench import results as res_mod
 from bench.cli import main
-from bench.crops import CropStore
-from bench.errors import BenchError, MissingWeightsError
+from bench.core.errors import BenchError, MissingWeightsError
+from bench.core.score_store import read_score_table
+from bench.datasets.crops import CropStore
 from bench.methods.mock import RandomQuality
-from bench.runner import RunConfig, run
-from bench.score_store import read_score_table
+from bench.pipeline.runner import RunConfig, run
+from bench.results import table as res_mod
 
 
 def _run(tmp_path, method="random", **kw):
@@ -97,7 +97,7 @@ def test_scores_of_another_setup_are_never_silently_replaced(tmp_path) -> None:
     table = read_score_table(rec["score_file"])
     setup = json.loads(table.meta["setup"])
     setup["method_version"] = "0"
-    from bench.score_store import write_scores
+    from bench.core.score_store import write_scores
 
     write_scores(rec["score_file"], table.ids, table.scores, {**table.meta, "setup": json.dumps(setup, sort_keys=True)},
                  table.digests)
@@ -106,7 +106,7 @@ def test_scores_of_another_setup_are_never_silently_replaced(tmp_path) -> None:
 
 
 def _import(tmp_path, method, *extra):
-    from bench.runner import load_dataset
+    from bench.pipeline.runner import load_dataset
 
     ds = load_dataset("synthetic", None)
     lines = "\n".join(f"{i} {k / 10:.3f}" for k, i in enumerate(ds.image_ids))

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bench.errors import DataError
-from bench.score_store import REQUIRED_METADATA, read_scores, scores_for, write_scores
+from bench.core.errors import DataError
+from bench.core.score_store import REQUIRED_METADATA, read_scores, scores_for, write_scores
 
 META = {k: "x" for k in REQUIRED_METADATA}
 

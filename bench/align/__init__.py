@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from bench.errors import RegistryError
-from bench.optional import missing_dependency, require
+from bench.core.errors import RegistryError
+from bench.core.optional import missing_dependency, require
 
 _DOMAINS = {
     "arcface112": "bench.align.arcface:ArcFaceAligner",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.align import Aligner, centre_crop
-from bench.optional import require
+from bench.core.optional import require
 
 SIZE = 112
 # ArcFace's reference points for 112x112 crops: left eye, right eye, nose, mouth left, mouth right.

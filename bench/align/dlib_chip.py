@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from bench.align import Aligner
-from bench.errors import DataError, MissingWeightsError
-from bench.optional import require
+from bench.core.errors import DataError, MissingWeightsError
+from bench.core.optional import require
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 FALLBACK_BOX = (0.27, 0.32, 0.69, 0.74)

@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.align import centre_crop
 from bench.align.arcface import TEMPLATE, ArcFaceAligner, similarity_transform
-from bench.optional import require
+from bench.core.optional import require
 
 SIZE = 160
 #: The official reference points (fractions of the crop side): left eye, right eye, mouth centre.

@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.align import Aligner, centre_crop
 from bench.align.arcface import pick_face
-from bench.optional import require
+from bench.core.optional import require
 
 SIZE = 224
 

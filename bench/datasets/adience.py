@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.core.errors import DataError
+from bench.core.io import atomic_write_bytes, atomic_write_text
+from bench.core.registry import register_dataset
 from bench.datasets.base import FaceDataset
 from bench.datasets.common import CardLoader, check_present, list_images
-from bench.errors import DataError
-from bench.io import atomic_write_bytes, atomic_write_text
-from bench.protocol import PairProtocol
-from bench.registry import register_dataset
+from bench.datasets.protocol import PairProtocol
 
 SEED = 2023
 N_MATED = 20_000

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cards import Card
-from bench.errors import DataError
-from bench.optional import require
-from bench.protocol import PairProtocol
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.optional import require
+from bench.datasets.protocol import PairProtocol
 
 
 def read_source(path: Path) -> tuple[bytes, int]:

@@ -6,9 +6,9 @@ unaligned ``images/``); identity = file name without ``_NNNN.jpg``. Non-mated fo
 
 from __future__ import annotations
 
+from bench.core.registry import register_dataset
 from bench.datasets.common import PairsFileLoader, name_before_number
 from bench.datasets.parsers import parse_paired_lines
-from bench.registry import register_dataset
 
 
 class PairedLinesDataset(PairsFileLoader):

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.errors import DataError
+from bench.core.registry import register_dataset
 from bench.datasets.base import FaceDataset
 from bench.datasets.common import CardLoader, build_dataset, first_folder, read_text
 from bench.datasets.insightface_bin import load_bin
 from bench.datasets.parsers import parse_cfp_list, parse_cfp_split
-from bench.errors import DataError
-from bench.registry import register_dataset
 
 
 @register_dataset("cfp-fp")

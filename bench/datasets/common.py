@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.errors import DataError
 from bench.datasets.base import DatasetLoader, FaceDataset
-from bench.errors import DataError
-from bench.protocol import PairProtocol
+from bench.datasets.protocol import PairProtocol
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -124,11 +124,6 @@ def index_pairs(names_a: list[str], names_b: list[str]) -> tuple[list[str], np.n
     a = np.fromiter((lookup[n] for n in names_a), dtype=np.int64, count=len(names_a))
     b = np.fromiter((lookup[n] for n in names_b), dtype=np.int64, count=len(names_b))
     return ids, a, b
-
-
-def block_folds(n: int, k: int = 10) -> np.ndarray:
-    """Folds 1..k as ``k`` equal consecutive blocks of ``n`` items (the last ones absorb a remainder)."""
-    return (np.arange(n, dtype=np.int64) * k // max(n, 1) + 1).astype(np.int64)
 
 
 def identities_of(ids: list[str], key) -> np.ndarray:

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from bench.core.registry import register_dataset
 from bench.datasets.calfw import PairedLinesDataset
-from bench.registry import register_dataset
 
 
 @register_dataset("cplfw")

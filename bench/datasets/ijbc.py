@@ -3,7 +3,7 @@
 ``ijbc_face_tid_mid.txt``: image name, template id, media id; ``ijbc_template_pair_label.txt``:
 template 1, template 2, label (15.6 M lines, read vectorised with pandas' C parser);
 ``ijbc_name_5pts_score.txt``: image name, 5 landmarks (x, y), detector score. Subjects of
-the protocol are templates (:class:`bench.protocol.Templates`); subject identities are not
+the protocol are templates (:class:`bench.datasets.protocol.Templates`); subject identities are not
 in these files, so Table 1's identity count stays unknown.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.core.errors import DataError
+from bench.core.registry import register_dataset
 from bench.datasets.base import FaceDataset
 from bench.datasets.common import CardLoader, check_present
-from bench.errors import DataError
-from bench.protocol import PairProtocol, Templates
-from bench.registry import register_dataset
+from bench.datasets.protocol import PairProtocol, Templates
 
 FACES = "meta/ijbc_face_tid_mid.txt"
 PAIRS = "meta/ijbc_template_pair_label.txt"

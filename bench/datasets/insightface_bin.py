@@ -17,10 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.core.errors import DataError
 from bench.datasets.base import FaceDataset
-from bench.datasets.common import block_folds
-from bench.errors import DataError
-from bench.protocol import PairProtocol
+from bench.datasets.protocol import PairProtocol, block_folds
 
 # The globals a bin may name: numpy array reconstruction (old and new module paths), and
 # _codecs.encode, which is how protocol-2 pickles written by Python 3 rebuild ``bytes``.

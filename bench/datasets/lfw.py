@@ -6,9 +6,9 @@ Folder layouts from the card (``lfw/lfw-deepfunneled``, ``lfw/lfw``, ...), or an
 
 from __future__ import annotations
 
+from bench.core.registry import register_dataset
 from bench.datasets.common import PairsFileLoader, first_folder
 from bench.datasets.parsers import parse_lfw_pairs
-from bench.registry import register_dataset
 
 
 class LFWStyle(PairsFileLoader):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.datasets.common import block_folds
-from bench.errors import DataError
+from bench.core.errors import DataError
+from bench.datasets.protocol import block_folds
 
 MAX_IMAGE_NUMBER = 9999  # LFW names images <name>_%04d.jpg
 

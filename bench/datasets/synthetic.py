@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.registry import register_dataset
 from bench.datasets.base import DatasetLoader, FaceDataset
-from bench.protocol import PairProtocol
-from bench.registry import register_dataset
+from bench.datasets.protocol import PairProtocol
 
 SIZE = 24
 

@@ -5,8 +5,8 @@ pairs format. The released ``xqlfw_aligned_112`` folder holds ArcFace-aligned 11
 
 from __future__ import annotations
 
+from bench.core.registry import register_dataset
 from bench.datasets.lfw import LFWStyle
-from bench.registry import register_dataset
 
 
 @register_dataset("xqlfw")

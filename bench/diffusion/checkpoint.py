@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from bench import torch_load
+from bench.core import torch_load
+from bench.core.errors import BenchError, DataError
+from bench.core.io import atomic_path
 from bench.diffusion.unet import UNet, UNetConfig
-from bench.errors import BenchError, DataError
-from bench.io import atomic_path
 
 FORMAT = "fiqa-bench/ddpm-v1"
 DOMAIN_SIZES = {"arcface112": 112, "dlib150": 150}

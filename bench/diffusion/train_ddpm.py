@@ -27,6 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from bench.core.errors import BenchError, DataError
+from bench.core.io import atomic_path
 from bench.datasets.base import read_rgb
 from bench.diffusion.checkpoint import (
     DOMAIN_SIZES,
@@ -39,8 +41,6 @@ from bench.diffusion.checkpoint import (
 from bench.diffusion.degrade import degrader
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.unet import UNet, UNetConfig
-from bench.errors import BenchError, DataError
-from bench.io import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 

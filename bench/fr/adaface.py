@@ -17,11 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from bench.errors import DataError
+from bench.core.errors import DataError
+from bench.core.registry import register_fr
 from bench.fr.insightface import CheckpointFR
 from bench.fr.iresnet import IRBackbone
 from bench.fr.lightning_ckpt import load_lightning_checkpoint
-from bench.registry import register_fr
 
 
 @register_fr("adaface")

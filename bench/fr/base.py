@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.cards import Card
-from bench.optional import require
-from bench.options import resolve
+from bench.core.cards import Card
+from bench.core.optional import require
+from bench.core.options import resolve
 
 
 def to_pixels(crops: np.ndarray, device: Any) -> Any:
@@ -41,7 +41,7 @@ class FRModel(ABC):
 
     def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", trust_weights: bool = False,
                  **options: Any) -> None:
-        """``options``: values of the card's declared options (text or typed; see bench.options).
+        """``options``: values of the card's declared options (text or typed; see bench.core.options).
 
         ``trust_weights`` lets weight files that need full unpickling load (``--trust-weights``).
         """
@@ -71,7 +71,7 @@ class FRModel(ABC):
         prov = {"fr": self.name, "fr_version": str(self.card.get("version")), "fr_weights_sha256": self.weights_sha256,
                 "fr_domain": self.domain}
         if self.non_default_options:
-            # The same text as a results row's fr_options column (bench.results.canonical_options).
+            # The same text as a results row's fr_options column (bench.results.table.canonical_options).
             prov["fr_options"] = json.dumps(self.non_default_options, sort_keys=True, separators=(",", ":"))
         return prov
 
@@ -97,3 +97,10 @@ class TorchFRModel(FRModel):
             if self.options.get("flip", False):
                 emb = emb + self.forward_images(x.flip(3)).float()
             return emb.cpu().numpy()
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1)

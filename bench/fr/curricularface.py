@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import nn
 
+from bench.core.registry import register_fr
 from bench.fr.insightface import CheckpointFR
 from bench.fr.iresnet import IRBackbone
-from bench.registry import register_fr
 
 
 @register_fr("curricularface")

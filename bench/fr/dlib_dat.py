@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 _IS_INF, _IS_NINF, _IS_NAN = 32000, 32001, 32002
 # Versions written by add_layer (2; 3 by the dlib of 2017 for the layer right above the input),

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from bench.align.dlib_chip import package_model_file
-from bench.cards import Card
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.optional import require
+from bench.core.registry import register_fr
+from bench.core.weights import expected_weights, resolve_weights, verified_sha256
 from bench.fr.base import FRModel
-from bench.optional import require
-from bench.registry import register_fr
-from bench.weights import expected_weights, resolve_weights, verified_sha256
 
 CHIP_SIZE = 150
 

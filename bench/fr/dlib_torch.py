@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.cards import Card
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.registry import register_fr
 from bench.fr.base import TorchFRModel
 from bench.fr.dlib_dat import DlibNetwork, Layer, read_network
 from bench.fr.dlib_model import check_chips, dlib_weights
-from bench.registry import register_fr
 
 EMBED_BATCH = 64
 _PLAIN = ("con_4", "affine_", "relu_", "con_4", "affine_", "add_prev_", "relu_")

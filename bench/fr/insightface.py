@@ -17,13 +17,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from bench.cards import Card
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.registry import register_fr
+from bench.core.torch_load import load_checkpoint
+from bench.core.weights import resolve_weights, verified_sha256
 from bench.fr.base import TorchFRModel
-from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped
-from bench.registry import register_fr
-from bench.torch_load import load_checkpoint
-from bench.weights import resolve_weights, verified_sha256
+from bench.fr.iresnet import InputSpec, IResNet, load_state_dict_mapped
 
 
 class CheckpointFR(TorchFRModel):

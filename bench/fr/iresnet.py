@@ -35,8 +35,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from bench.cards import Card
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
 
 #: Spatial size of the last feature map for 112x112 input (four stride-2 stages).
 FEATURE_MAP = 7

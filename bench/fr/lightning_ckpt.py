@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 _PRIMITIVE = (str, bytes, int, float, bool, complex, type(None))
 

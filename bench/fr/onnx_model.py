@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.cards import Card
-from bench.errors import DataError, MissingWeightsError
+from bench.core.cards import Card
+from bench.core.errors import DataError, MissingWeightsError
+from bench.core.io import sha256_file
+from bench.core.optional import require
+from bench.core.options import OptionError
+from bench.core.registry import register_fr
 from bench.fr.base import FRModel
-from bench.io import sha256_file
-from bench.optional import require
-from bench.options import OptionError
-from bench.registry import register_fr
 
 _DEFAULT_SIZE = 112
 

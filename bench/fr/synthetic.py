@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.core.registry import register_fr
 from bench.fr.base import FRModel
-from bench.registry import register_fr
 
 
 @register_fr("synthetic")

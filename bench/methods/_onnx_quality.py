@@ -15,11 +15,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.cards import Card
-from bench.errors import DataError, RegistryError
+from bench.core.cards import Card
+from bench.core.errors import DataError, RegistryError
+from bench.core.optional import require
+from bench.core.weights import resolve_weights, verified_sha256
 from bench.methods.base import QualityMethod, ScoreContext
-from bench.optional import require
-from bench.weights import resolve_weights, verified_sha256
 
 NORMALIZATIONS: dict[str, tuple[float, float]] = {
     "raw": (0.0, 1.0),

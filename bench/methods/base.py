@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench.cards import Card
+from bench.core.cards import Card
+from bench.core.errors import BenchError
+from bench.core.optional import require
+from bench.core.options import resolve
 from bench.datasets.base import FaceDataset
-from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel
-from bench.optional import require
-from bench.options import resolve
 
 
 @dataclass
@@ -32,7 +32,7 @@ class ScoreContext:
 
     dataset: FaceDataset
     fr: FRModel | None
-    crops: Any  # bench.crops.CropStore in the method's domain
+    crops: Any  # bench.datasets.crops.CropStore in the method's domain
     device: str = "cpu"
     seed: int = 0
     batch_size: int = 32
@@ -61,7 +61,7 @@ class QualityMethod(ABC):
 
     def __init__(self, card: Card, *, weights: str | Path | None = None, device: str = "cpu", seed: int = 0,
                  trust_weights: bool = False, **options: Any) -> None:
-        """``options``: values of the card's declared options (text or typed; see bench.options).
+        """``options``: values of the card's declared options (text or typed; see bench.core.options).
 
         ``trust_weights`` lets weight files that need full unpickling load (``--trust-weights``).
         """
@@ -88,7 +88,7 @@ class QualityMethod(ABC):
         Resolved before any heavy work (a missing file fails at once, naming it), and hashed
         into the setup its scores are stored with, even by methods that load it lazily.
         """
-        from bench.weights import expected_weights, resolve_weights
+        from bench.core.weights import expected_weights, resolve_weights
 
         if not expected_weights(self.card):
             return None

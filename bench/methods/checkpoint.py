@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.cards import Card
-from bench.errors import DataError
+from bench.core.cards import Card
+from bench.core.errors import DataError
+from bench.core.optional import require
+from bench.core.weights import resolve_weights, verified_sha256
 from bench.fr.base import to_pixels
 from bench.methods.base import QualityMethod, ScoreContext
-from bench.optional import require
-from bench.weights import resolve_weights, verified_sha256
 
 
 class CheckpointQuality(QualityMethod):
@@ -25,8 +25,8 @@ class CheckpointQuality(QualityMethod):
 
     def __init__(self, card: Card, **kwargs: Any) -> None:
         super().__init__(card, **kwargs)
+        from bench.core.torch_load import load_checkpoint
         from bench.fr.iresnet import InputSpec
-        from bench.torch_load import load_checkpoint
 
         index = self.weights_index()
         path = resolve_weights(card, self.weights_arg, index)

@@ -33,29 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.device import autocast_dtype
-from bench.diffusion.checkpoint import (
-    DDPMCheckpoint,
-    from_model,
-    load_denoiser,
-    to_model,
-)
+from bench.core.device import autocast_dtype
+from bench.core.errors import BenchError
+from bench.core.io import atomic_path, sha256_file
+from bench.core.options import OptionError
+from bench.core.registry import register_method
+from bench.core.weights import resolve_weights
+from bench.diffusion.checkpoint import DDPMCheckpoint, from_model, load_denoiser, to_model
 from bench.diffusion.schedule import CosineSchedule
 from bench.diffusion.schedule import backward_times as backward_time_list
 from bench.diffusion.unet import UNet
-from bench.errors import BenchError
 from bench.fr.base import FRModel, TorchFRModel, to_pixels
-from bench.io import atomic_path, sha256_file
-from bench.methods.base import (
-    QualityMethod,
-    ScoreContext,
-    ScoreResult,
-    image_seed,
-    synchronise,
-)
-from bench.options import OptionError
-from bench.registry import register_method
-from bench.weights import resolve_weights
+from bench.methods.base import QualityMethod, ScoreContext, ScoreResult, image_seed, synchronise
 
 STEPS = ("initialization", "forward", "backward", "embedding", "quality")  # Table 8 step ids
 
@@ -73,7 +62,7 @@ class DifFIQAParams:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> DifFIQAParams:
-        """The variant of a method's resolved options (bench.options: typed, defaults from its card)."""
+        """The variant of a method's resolved options (bench.core.options: typed, defaults from its card)."""
         p = cls(**{k: options[k] for k in cls.__dataclass_fields__})
         if p.t < 1 or p.repeats < 1:
             raise OptionError(f"--method-option t={p.t} repeats={p.repeats}: DifFIQA needs t >= 1 and repeats >= 1")

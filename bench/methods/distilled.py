@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.device import autocast_dtype
-from bench.distill import FORMAT, DistilledModel, Kind, PixelBackbone, fr_backbone, make_head
-from bench.errors import BenchError, DataError
+from bench.core.device import autocast_dtype
+from bench.core.errors import BenchError, DataError
+from bench.core.io import sha256_file
+from bench.core.registry import register_method
+from bench.core.torch_load import load_checkpoint
+from bench.core.weights import resolve_weights
 from bench.fr.base import FRModel, to_pixels
-from bench.fr.iresnet import IResNet, InputSpec, load_state_dict_mapped
+from bench.fr.iresnet import InputSpec, IResNet, load_state_dict_mapped
 from bench.fr.mobilefacenet import MobileFaceNet
-from bench.io import sha256_file
 from bench.methods.base import QualityMethod, ScoreContext
-from bench.registry import register_method
-from bench.torch_load import load_checkpoint
-from bench.weights import resolve_weights
+from bench.methods.distill import FORMAT, DistilledModel, Kind, PixelBackbone, fr_backbone, make_head
 
 OFFICIAL = {"diffiqa-r": ("base.", "linear."), "ediffiqa": ("base_model.", "mlp.")}
 
@@ -109,7 +109,7 @@ class DistilledQuality(QualityMethod):
         return self.model
 
     def _from_ours(self, data: dict[str, Any], path: Path) -> DistilledModel:
-        from bench.registry import create
+        from bench.core.registry import create
 
         if data["kind"] != self.kind:
             raise DataError(f"{path}: a {data['kind']} checkpoint, not {self.kind}")

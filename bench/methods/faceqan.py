@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.optional import require
+from bench.core.registry import register_method
 from bench.fr.base import to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
-from bench.optional import require
-from bench.registry import register_method
 
 
 def faceqan_scores(forward: Any, images: Any, generators: list[Any], *, eps: float = 0.001, iterations: int = 5,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.core.registry import register_method
 from bench.methods._onnx_quality import OnnxQuality
-from bench.registry import register_method
 
 
 @register_method("faceqnet")

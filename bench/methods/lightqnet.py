@@ -9,8 +9,8 @@ normaliser; documented on the card).
 
 from __future__ import annotations
 
+from bench.core.registry import register_method
 from bench.methods._onnx_quality import OnnxQuality
-from bench.registry import register_method
 
 
 @register_method("lightqnet")

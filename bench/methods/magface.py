@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DataError
+from bench.core.errors import DataError
+from bench.core.registry import register_method
 from bench.methods.checkpoint import CheckpointQuality, state_dict_of
-from bench.registry import register_method
 
 
 @register_method("magface")

@@ -10,8 +10,8 @@ import zlib
 
 import numpy as np
 
+from bench.core.registry import register_method
 from bench.methods.base import QualityMethod, ScoreContext, ScoreResult
-from bench.registry import register_method
 
 
 @register_method("random")
@@ -40,7 +40,7 @@ class OracleQuality(QualityMethod):
         raise NotImplementedError("oracle scores whole datasets only")
 
     def score_dataset(self, indices: np.ndarray, ctx: ScoreContext) -> ScoreResult:
-        from bench.compare import normalise
+        from bench.fr.base import normalise
 
         if ctx.embeddings is None:
             raise ValueError("oracle needs FR embeddings")

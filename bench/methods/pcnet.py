@@ -5,8 +5,8 @@ computed elsewhere are loaded with ``bench import-scores``.
 
 from __future__ import annotations
 
-from bench.import_scores import ImportOnlyMethod
-from bench.registry import register_method
+from bench.core.registry import register_method
+from bench.methods.import_only import ImportOnlyMethod
 
 
 @register_method("pcnet")

@@ -10,8 +10,8 @@ papers evaluated, so the harness only imports scores computed with the official 
 
 from __future__ import annotations
 
-from bench.import_scores import ImportOnlyMethod
-from bench.registry import register_method
+from bench.core.registry import register_method
+from bench.methods.import_only import ImportOnlyMethod
 
 
 @register_method("pfe")

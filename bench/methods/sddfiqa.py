@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.core.optional import require
+from bench.core.registry import register_method
 from bench.methods.checkpoint import CheckpointQuality, state_dict_of
-from bench.optional import require
-from bench.registry import register_method
 
 FEATURES = 512 * 7 * 7
 

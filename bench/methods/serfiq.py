@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.optional import require
+from bench.core.options import OptionError
+from bench.core.registry import register_method
 from bench.fr.base import TorchFRModel, to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
-from bench.optional import require
-from bench.options import OptionError
-from bench.registry import register_method
 
 Split = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 

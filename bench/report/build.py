@@ -22,15 +22,16 @@ from pathlib import Path
 import pandas as pd
 
 import bench
-from bench import paths, published
-from bench.cards import load_cards
-from bench.check import assumed_note
-from bench.errors import BenchError
-from bench.io import atomic_write_bytes, atomic_write_text
+from bench.core import paths
+from bench.core.cards import load_cards
+from bench.core.errors import BenchError
+from bench.core.io import atomic_write_bytes, atomic_write_text
 from bench.report import frames, strips, tables
 from bench.report.figures import Rendered, agreement_heatmap, edc_grid, score_distributions
 from bench.report.model import Table
 from bench.report.render import render, render_latex, render_markdown
+from bench.results import published
+from bench.results.check import assumed_note
 
 SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores",
                              "agreement", "strips", "reconstructions")
@@ -143,8 +144,8 @@ def _ablation_labels(reference: pd.DataFrame) -> dict[str, str]:
 
 
 def _table1_from_data(data_root: Path, reference: str) -> pd.DataFrame:
-    """Found dataset counts (``bench.dataset_stats``) with the paper's quality factors added."""
-    from bench.dataset_stats import table1_frame  # imports the dataset loaders: only when asked
+    """Found dataset counts (``bench.datasets.dataset_stats``) with the paper's quality factors added."""
+    from bench.datasets.dataset_stats import table1_frame  # imports the dataset loaders: only when asked
 
     found = table1_frame(data_root)
     extra = published.load_table("table1_datasets", reference).drop(
@@ -201,7 +202,7 @@ def results_sections(
     Tables under the paper's captions hold only rows of the paper's protocol; the published
     pAUC blocks of FR models with no reproduced value come last (``published_blocks``).
     Strips show ``strip`` quantiles per (dataset, method) from the crop ``cache``
-    (default :func:`bench.paths.cache_dir`); ``images`` False leaves every face out.
+    (default :func:`bench.core.paths.cache_dir`); ``images`` False leaves every face out.
     """
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
     paper, others = tidy[tidy["differs"] == ""], tidy[tidy["differs"] != ""]
@@ -361,7 +362,7 @@ def build_report(
     ``published_blocks`` False leaves out the published-only section; ``ci`` prints the
     bootstrap intervals in LaTeX and Markdown (HTML always has them, behind a toggle);
     ``bands`` shades each EDC curve's bootstrap band (runs made with --bootstrap).
-    ``cache`` is the crop cache of the image strips (default :func:`bench.paths.cache_dir`),
+    ``cache`` is the crop cache of the image strips (default :func:`bench.core.paths.cache_dir`),
     ``strip`` their number of quantiles; ``images`` False leaves every face image out.
     Writes report.{html,md,tex}, tables/<key>.{tex,md}, figures/<name>.{png,pdf} and, per
     gallery of faces, figures/<name>.jpg.

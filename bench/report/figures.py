@@ -19,8 +19,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 from bench.report.tables import fr_display, ordered
+from bench.results.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 
 if TYPE_CHECKING:
     from bench.report.strips import GalleryRow

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench import published
-from bench.cards import load_cards, paper_name, registered_name
-from bench.edc import VARIANTS
-from bench.errors import DataError
-from bench.results import ALL_FOLDS, latest_per_identity, paper_rows, protocol_differences, read_pauc_csv
+from bench.core.cards import load_cards, paper_name, registered_name
+from bench.core.errors import DataError
+from bench.results import published
+from bench.results.table import ALL_FOLDS, latest_per_identity, paper_rows, protocol_differences, read_pauc_csv
+from bench.stats.edc import VARIANTS
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
 MEAN = published.MEAN_COLUMN
@@ -76,9 +76,9 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     names in ``fr``/``method``/``dataset``, registered ones in ``*_id``, ``pauc``,
     ``pauc_lo``/``pauc_hi`` (NaN when no interval was computed), ``folds``, ``n_mated``,
     ``n_nonmated``, ``run_id`` and ``differs``: ``""`` for the paper's protocol (one row per
-    cell, the latest), else what differs from it (:func:`bench.results.protocol_differences`),
+    cell, the latest), else what differs from it (:func:`bench.results.table.protocol_differences`),
     so such rows are never shown under the paper's captions. ``attrs["assumed"]`` lists the
-    columns a published-columns-only file lacked (:func:`bench.results.read_pauc_csv`).
+    columns a published-columns-only file lacked (:func:`bench.results.table.read_pauc_csv`).
     """
     path = results / "pauc.csv"
     raw = read_pauc_csv(results)
@@ -114,8 +114,8 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
 
 
 def _stored_bootstrap(results: Path, run_id: str) -> Any:
-    """The bootstrap file of one run (:class:`bench.bootstrap.StoredReplicates`), None without one."""
-    from bench import bootstrap
+    """The bootstrap file of one run (:class:`bench.stats.bootstrap.StoredReplicates`), None without one."""
+    from bench.stats import bootstrap
 
     path = results / "runs" / f"{run_id}.json"
     entry = (json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}) if path.is_file() else {}
@@ -409,7 +409,7 @@ def score_frame(results: Path) -> pd.DataFrame:
 def agreement_frame(scores: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
     """Per dataset and pair of methods: Spearman, Kendall and lowest-``fraction`` overlap of
     their scores on the images both scored (``n_images``), from :func:`score_frame`."""
-    from bench.agreement import pair_agreement
+    from bench.stats.agreement import pair_agreement
 
     rows = []
     for dataset, group in scores.groupby("dataset", sort=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from bench import paths
+from bench.core import paths
 from bench.report.model import Table
 
 # Unicode that LaTeX (pdflatex) cannot typeset as text, with its math/text equivalent.

@@ -2,7 +2,7 @@
 
 Crops come from the crop cache ``<cache>/crops/<dataset>-<manifest>/``: ``<domain>.crops.npy``
 (row k = image k), ``<domain>.state.npz`` (per-image status) and ``image_ids.txt`` (the ids
-of the rows, written by :class:`bench.crops.CropStore`), so a report never reads the raw
+of the rows, written by :class:`bench.datasets.crops.CropStore`), so a report never reads the raw
 dataset. Only rows whose crop was made (face detected, or the aligner's no-face fallback
 crop) are shown; images without one are skipped.
 
@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from bench.cards import load_cards, paper_name
-from bench.crops import DETECTED, FALLBACK, IMAGE_IDS_FILE
-from bench.errors import DataError
-from bench.published import PAPER_DATASETS, PAPER_METHODS
+from bench.core.cards import load_cards, paper_name
+from bench.core.errors import DataError
+from bench.datasets.crops import DETECTED, FALLBACK, IMAGE_IDS_FILE
 from bench.report.figures import gallery_jpeg
 from bench.report.tables import fr_display, ordered
+from bench.results.published import PAPER_DATASETS, PAPER_METHODS
 
 THUMB_PX = 72
 JPEG_QUALITY = 80

@@ -12,11 +12,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from bench.check import OTHER_PROTOCOL, status_counts
-from bench.errors import DataError
-from bench.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
+from bench.core.errors import DataError
 from bench.report.frames import ABLATION_DATASETS, MEAN, Reasons, Replicates, add_means, reason_for
 from bench.report.model import Block, Cell, HeaderCell, Table, fmt, fmt_delta, header_row
+from bench.results.check import OTHER_PROTOCOL, status_counts
+from bench.results.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 
 PAUC_DECIMALS = 3
 AVERAGE_DECIMALS = 4
@@ -103,7 +103,7 @@ def tied_with_best(values: Sequence[float | None], best: Sequence[bool],
     Only rows whose replicates were drawn on the same resamples as the best row's count;
     without replicates nothing is tied.
     """
-    from bench.paired import paired_test
+    from bench.stats.paired import paired_test
 
     anchors = [r for r, b in zip(replicates, best) if b and r is not None]
     tied = []
@@ -563,7 +563,7 @@ FACTOR_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def render_table1(frame: pd.DataFrame) -> Table:
-    """Table 1 from the datasets frame (``bench.dataset_stats.table1_frame``).
+    """Table 1 from the datasets frame (``bench.datasets.dataset_stats.table1_frame``).
 
     Columns dataset, images, identities, mated, nonmated (NA when the dataset is missing);
     optional ``published_<count>`` (a differing count shows the paper's value beside it),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.core.registry import register_method
 from bench.methods.base import QualityMethod, ScoreContext
-from bench.registry import register_method
 
 # ITU-R BT.601 luma weights: the grey level most focus measures are defined on.
 _LUMA = np.array([0.299, 0.587, 0.114])

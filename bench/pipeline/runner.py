@@ -1,0 +1,185 @@
+"""``bench run``: scores + embeddings + protocol → EDC → pAUC rows, curve points, run metadata.
+
+A run resolves its cell first (:mod:`bench.pipeline.cell`: every option, file and weight checked
+before any heavy work), then runs the stages, each cached on disk: crops and embeddings
+(keyed by the content of each source image, in the cache folder), scores (per image, in the
+results folder, checkpointed per batch: :mod:`bench.pipeline.scoring`), and finally comparisons and
+EDC, appended to ``pauc.csv`` with the cell's full identity (:data:`bench.results.table.IDENTITY`)
+so no setting that changes a number can be confused with another.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.core import paths
+from bench.core.io import append_text, atomic_path, atomic_write_text
+from bench.core.provenance import base_metadata, data_hashes, software_versions
+from bench.core.records import PAUC_COLUMNS
+from bench.datasets.crops import UNREADABLE, CropStore
+from bench.datasets.protocol import PairProtocol
+from bench.pipeline.cell import (
+    DEFAULT_DISCARDS,
+    SAME_FR,
+    Cell,
+    RunConfig,
+    clear_not_run,
+    create_fr,
+    identity,
+    load_dataset,
+    record_not_run,
+    resolve_cell,
+)
+from bench.pipeline.embeddings import embed_dataset
+from bench.pipeline.scoring import score_cell
+from bench.pipeline.similarity import compare
+from bench.stats import edc as edc_engine
+
+BOOTSTRAP_SEED = 2023  # one seed for every method: paired differences use the same resamples
+RECOMPUTED_BOOTSTRAP_LIMIT = 1_000_000
+# Discard fractions at which the EDC band (pointwise bootstrap interval of FNMR) is stored.
+BAND_GRID = np.linspace(0.0, 1.0, 401)
+
+__all__ = ["DEFAULT_DISCARDS", "SAME_FR", "Cell", "RunConfig", "create_fr", "identity", "load_dataset", "record_not_run",
+           "resolve_cell", "run", "prepare", "Prepared"]
+
+
+def _text(value: Any) -> str:
+    """A bound for pauc.csv: full precision, empty when undefined."""
+    return "" if value == "" or value is None or not np.isfinite(float(value)) else repr(float(value))
+
+
+def _bootstrap(cell: Cell, protocol: PairProtocol, comps: Any, runs_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """The cell's bootstrap interval (writes ``runs/<run_id>.boot.npz``), or None when skipped.
+
+    Every method of a cell draws the same resamples (one fixed seed, the same units), so the
+    stored replicates of two methods give their paired difference (``bench compare``).
+    """
+    from bench.stats import bootstrap
+
+    cfg = cell.cfg
+    if cfg.bootstrap <= 0:
+        return None
+    if cfg.edc_variant != "fixed-threshold" and len(comps.nonmated_similarity) > RECOMPUTED_BOOTSTRAP_LIMIT:
+        # The recomputed-threshold replicate has no tail shortcut: ~10 s each at IJB-C size.
+        return {"skipped": f"recomputed-threshold bootstrap above {RECOMPUTED_BOOTSTRAP_LIMIT:,} non-mated comparisons"}
+    units = bootstrap.units_from_dataset(cell.dataset, protocol)
+    return bootstrap.bootstrap_run(runs_dir, run_id, comps.mated_similarity, comps.mated_quality,
+                                   comps.nonmated_similarity, units, cfg.discards, cfg.fmr, replicates=cfg.bootstrap,
+                                   seed=BOOTSTRAP_SEED, variant=cfg.edc_variant, nonmated_quality=comps.nonmated_quality,
+                                   band_grid=BAND_GRID)
+
+
+def _run_id(cfg: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"{stamp}-{cfg.method}-{paths.safe_name(cfg.fr)[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Prepared:
+    """A resolved cell with its shared work done: crops and embeddings of the images it compares."""
+
+    cell: Cell
+    needed: np.ndarray  # images the protocol compares
+    scored: np.ndarray  # of those, the readable ones (unreadable are dropped only with --skip-bad)
+    usable: np.ndarray  # bool per dataset image
+    fr_crops: CropStore
+    method_crops: CropStore
+    embeddings: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(cell: Cell) -> Prepared:
+    """Align and embed the cell's images (cached: a second call only checks the caches)."""
+    cfg, ds, fr = cell.cfg, cell.dataset, cell.fr
+    cache = paths.cache_dir(cfg.cache)
+    needed = cell.protocol.used_images()
+    timings: dict[str, float] = {}
+    fr_crops = CropStore(ds, fr.domain, cache, skip_bad=cfg.skip_bad)
+    t0 = time.perf_counter()
+    fr_crops.ensure(needed, progress=cfg.progress)
+    timings["align"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    embeddings = embed_dataset(fr, fr_crops, needed, batch_size=max(cfg.batch_size, 16), progress=cfg.progress)
+    timings["embed"] = time.perf_counter() - t0
+    usable = fr_crops.status() != UNREADABLE
+    method_crops = fr_crops
+    if cell.method is not None:
+        domain = cell.method.domain(cell.qfr)
+        if domain != fr.domain:
+            method_crops = CropStore(ds, domain, cache, skip_bad=cfg.skip_bad)
+    return Prepared(cell, needed, needed[usable[needed]], usable, fr_crops, method_crops, embeddings, timings)
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Run one (method, FR model, dataset) evaluation and append its results; returns the run record."""
+    cell = resolve_cell(cfg)
+    prep = prepare(cell)
+    timings = prep.timings
+    fr, protocol, needed, usable, fr_crops, embeddings = (cell.fr, cell.protocol, prep.needed, prep.usable,
+                                                          prep.fr_crops, prep.embeddings)
+    native, score_meta = score_cell(cell, prep.scored, prep.method_crops, fr_crops.digests(prep.scored),
+                                    lambda: embeddings, timings)
+    # The score file's own orientation wins: imported scores may override the card's.
+    higher = score_meta.get("higher_is_better", str(cell.method_card.get("higher_is_better")))
+    quality = native if higher == "True" else -native
+
+    keep = usable[protocol.a] & usable[protocol.b] if protocol.templates is None else np.ones(len(protocol), bool)
+    protocol = PairProtocol(protocol.a[keep], protocol.b[keep], protocol.mated[keep],
+                            None if protocol.fold is None else protocol.fold[keep], protocol.templates)
+    t0 = time.perf_counter()
+    comps = compare(protocol, embeddings, np.nan_to_num(quality, nan=-np.inf), cfg.quality_rule, cfg.template_rule)
+    timings["compare"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    curve = edc_engine.compute_edc(cfg.edc_variant, comps.mated_similarity, comps.mated_quality,
+                                   comps.nonmated_similarity, comps.nonmated_quality, cfg.fmr)
+    paucs = {float(d): edc_engine.pauc(curve, d) for d in cfg.discards}
+    timings["edc"] = time.perf_counter() - t0
+
+    run_id = _run_id(cfg)
+    results = Path(cfg.results)
+    t0 = time.perf_counter()
+    boot = _bootstrap(cell, protocol, comps, results / "runs", run_id)
+    timings["bootstrap"] = time.perf_counter() - t0
+    ident = identity(cell)
+    counts = {"n_mated": int(len(comps.mated_similarity)), "n_nonmated": int(len(comps.nonmated_similarity))}
+    # The curve file carries the cell's identity too, so a curve is never read as another cell's.
+    curve_table = pa.table({"discard_fraction": curve.discard_fraction, "fnmr": curve.fnmr})
+    curve_table = curve_table.replace_schema_metadata({k: str(v) for k, v in {**ident, **counts, "run_id": run_id}.items()})
+    with atomic_path(results / "curves" / f"{run_id}.parquet") as tmp:
+        pq.write_table(curve_table, tmp)
+    record: dict[str, Any] = {
+        "run_id": run_id, **ident, "threshold": float(curve.threshold), "fnmr_at_0": float(curve.fnmr[0]), **counts,
+        "n_images": int(len(needed)), "folds_selected": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},
+        "seconds_per_image_mean": float(score_meta.get("seconds_per_image_mean", "nan")),
+        "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
+        "score_file": str(cell.score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
+        "timings": timings, "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
+        "software": software_versions(),
+        "data": data_hashes([cell.dataset.image_ids[i] for i in needed], fr_crops.digest_bytes(needed), cell.protocol),
+    }
+    if "runtime_breakdown" in score_meta:
+        record["runtime_breakdown"] = json.loads(score_meta["runtime_breakdown"])
+    record["bootstrap"] = boot
+    atomic_write_text(results / "runs" / f"{run_id}.json", json.dumps(record, indent=1, sort_keys=True, default=str))
+    clear_not_run(results, cfg)
+    rows = []
+    for d, v in paucs.items():
+        lo, hi = boot.get("interval", {}).get(repr(d), ("", "")) if boot else ("", "")
+        row = {**ident, **counts, "discard": d, "pauc": repr(v), "pauc_lo": _text(lo), "pauc_hi": _text(hi), "run_id": run_id}
+        rows.append([row[c] for c in PAUC_COLUMNS])
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    append_text(results / "pauc.csv", buf.getvalue(), header=",".join(PAUC_COLUMNS) + "\n")
+    return record

@@ -1,0 +1,234 @@
+"""Reference sets: frozen results of our own runs, and the check of any results folder against one.
+
+A reference set (``results/reference/<name>/``) has the results-folder layout, so ``bench
+report --source DIR`` renders it unchanged: ``pauc.csv`` (the latest row of each identity),
+``runs/<run_id>.json`` and ``curves/<run_id>.parquet`` of exactly those runs (bootstrap
+replicates ``runs/<run_id>.boot.npz`` too), plus
+
+* ``tolerances.csv``: the identity columns (:data:`bench.results.table.IDENTITY`), ``tol`` and
+  ``why``, one row per pAUC row: how far a recomputation may move that number;
+* ``MANIFEST.sha256``: ``sha256sum -c`` lines for every other file.
+
+``check_against`` compares a results folder's latest row of each identity with the reference
+row of the same identity (every identity column equal, so a folds-1,2 row never meets an
+all-folds one): ``ok`` when |Δ| ≤ tol and the comparison counts agree, ``DRIFT`` otherwise;
+reference cells absent from the results are ``not reproduced``, result cells absent from the
+reference ``not in reference``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.core.errors import DataError
+from bench.core.io import atomic_path, atomic_write_text
+from bench.results.table import IDENTITY, PAUC_COLUMNS, latest_per_identity, read_pauc_csv, read_run_record
+
+TOLERANCES = "tolerances.csv"
+ONNX = "onnx:"  # prefix of an FR model given as a file: --fr onnx:PATH
+MANIFEST = "MANIFEST.sha256"
+TOL_COLUMNS: tuple[str, ...] = (*IDENTITY, "tol", "why")
+KEPT_AS_WRITTEN = ("README.md",)  # written by hand beside a frozen set; listed in the manifest too
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A method's tolerance and its reason, for ``freeze``."""
+
+    tol: float
+    why: str
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    return frame[list(IDENTITY)].astype(str).agg("|".join, axis=1)
+
+
+def _identity_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identity columns as the text pauc.csv holds (floats like seed 0.0 printed as written)."""
+    out = frame[list(IDENTITY)].copy()
+    for col in ("discard", "fmr", "seed"):
+        out[col] = [repr(float(v)) if col != "seed" else str(int(float(v))) for v in out[col]]
+    return out.astype(str)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """``MANIFEST.sha256`` of every file under ``folder`` but itself, sorted by path."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    atomic_write_text(folder / MANIFEST, "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files))
+
+
+def verify(folder: Path) -> int:
+    """Check ``MANIFEST.sha256``; returns the number of files checked, raises on any difference."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: not found (a reference set is made by `bench reference freeze`)")
+    listed = set()
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise DataError(f"{manifest}:{n}: expected '<sha256>  <path>'")
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"{path}: listed in {manifest} but missing")
+        if _sha256(path) != digest:
+            raise DataError(f"{path}: content differs from its sha256 in {manifest}")
+        listed.add(name)
+    extra = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.name != MANIFEST and p.relative_to(folder).as_posix() not in listed)
+    if extra:
+        raise DataError(f"{folder / extra[0]}: not listed in {manifest}")
+    return len(listed)
+
+
+def freeze(results: Path, out: Path, default: Tolerance, per_method: dict[str, Tolerance] | None = None,
+           force: bool = False) -> pd.DataFrame:
+    """Copy the latest row of each identity of ``results`` (and its run files) into ``out``.
+
+    Writes pauc.csv, runs/, curves/, tolerances.csv and MANIFEST.sha256; a README.md already
+    in ``out`` is kept. Returns the tolerance table.
+    """
+    per_method = per_method or {}
+    if out.exists() and any(p.name not in KEPT_AS_WRITTEN for p in out.iterdir()) and not force:
+        raise DataError(f"{out}: not empty; pass --force to replace a reference set")
+    frame = latest_per_identity(read_pauc_csv(results))
+    for sub in ("runs", "curves"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+        (out / sub).mkdir(parents=True)
+    for run_id in sorted(set(frame["run_id"])):
+        for src, dst in ((results / "runs" / f"{run_id}.json", out / "runs"), (results / "curves" / f"{run_id}.parquet", out / "curves"),
+                         (results / "runs" / f"{run_id}.boot.npz", out / "runs")):
+            if src.is_file():
+                shutil.copy2(src, dst / src.name)
+            elif src.suffix != ".npz":
+                raise DataError(f"{src}: run file of a pauc.csv row is missing")
+    raw = pd.read_csv(results / "pauc.csv", dtype=str, keep_default_na=False)
+    wanted = {(run_id, float(d)) for run_id, d in zip(frame["run_id"], frame["discard"])}
+    raw = raw[[(run_id, float(d)) in wanted for run_id, d in zip(raw["run_id"], raw["discard"])]]
+    with atomic_path(out / "pauc.csv") as tmp:
+        raw[list(PAUC_COLUMNS)].to_csv(tmp, index=False)
+    tol = _identity_text(frame)
+    chosen = [per_method.get(m, default) for m in frame["method"]]
+    tol["tol"] = [repr(t.tol) for t in chosen]
+    tol["why"] = [t.why for t in chosen]
+    with atomic_path(out / TOLERANCES) as tmp:
+        tol.to_csv(tmp, index=False)
+    write_manifest(out)
+    return tol
+
+
+def read_tolerances(folder: Path) -> pd.DataFrame:
+    """The reference's tolerances.csv (identity columns as text, ``tol`` float)."""
+    path = folder / TOLERANCES
+    if not path.is_file():
+        raise DataError(f"{path}: not found; a reference set needs per-cell tolerances (bench reference freeze)")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in TOL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    try:
+        frame["tol"] = frame["tol"].astype(float)
+    except ValueError as exc:
+        raise DataError(f"{path}: a tol value is not a number ({exc})") from None
+    if (frame["tol"] < 0).any() or frame["tol"].isna().any():
+        raise DataError(f"{path}: tolerances must be numbers >= 0")
+    return frame
+
+
+def _onnx_by_hash(folder: Path, frame: pd.DataFrame) -> dict[str, str]:
+    """``onnx:PATH`` → ``onnx:sha256=HASH`` for the FR models named in ``frame``'s run files.
+
+    A path says where a model was on one machine; its hash says which model it is.
+    """
+    names: dict[str, str] = {}
+    for run_id, fr, quality_fr in frame[["run_id", "fr", "quality_fr"]].drop_duplicates().itertuples(index=False):
+        path = folder / "runs" / f"{run_id}.json"
+        if not (str(fr).startswith(ONNX) or str(quality_fr).startswith(ONNX)) or not path.is_file():
+            continue
+        record = read_run_record(path)
+        fr_hash = (record.get("fr_provenance") or {}).get("fr_weights_sha256")
+        quality_hash = fr_hash if quality_fr == fr else (record.get("score_provenance") or {}).get("quality_fr_weights_sha256")
+        for name, digest in ((fr, fr_hash), (quality_fr, quality_hash)):
+            if str(name).startswith(ONNX) and digest:
+                names[name] = f"{ONNX}sha256={digest}"
+    return names
+
+
+def _portable_key(identity: pd.DataFrame, names: dict[str, str]) -> pd.Series:
+    """:func:`_key` with ``onnx:`` paths replaced by their hashes (``names``)."""
+    identity = identity.copy()
+    for col in ("fr", "quality_fr"):
+        identity[col] = identity[col].map(lambda v: names.get(v, v))
+    return _key(identity)
+
+
+def check_against(results: Path, reference: Path) -> pd.DataFrame:
+    """One row per identity of either side: reference, reproduced, delta, tol, status, reason."""
+    ref = latest_per_identity(read_pauc_csv(reference))
+    ref_names = _onnx_by_hash(reference, ref)
+    tol = read_tolerances(reference)
+    tol_by_key = dict(zip(_portable_key(tol[list(IDENTITY)], ref_names), tol["tol"]))
+    ours = latest_per_identity(read_pauc_csv(results))
+    ref_keys = _portable_key(_identity_text(ref), ref_names)
+    our_keys = _portable_key(_identity_text(ours), _onnx_by_hash(results, ours))
+    ours_by_key = dict(zip(our_keys, ours.itertuples(index=False)))
+    rows = []
+    for key, r in zip(ref_keys, ref.itertuples(index=False)):
+        if key not in tol_by_key:
+            raise DataError(f"{reference / TOLERANCES}: no tolerance for the cell {key}")
+        base = {c: getattr(r, c) for c in ("discard", "fr", "method", "dataset", "folds", "seed")}
+        o = ours_by_key.get(key)
+        if o is None:
+            rows.append({**base, "reference": r.pauc, "reproduced": np.nan, "delta": np.nan, "tol": tol_by_key[key],
+                         "status": "not reproduced", "reason": ""})
+            continue
+        delta = float(o.pauc) - float(r.pauc)
+        counts_differ = (o.n_mated, o.n_nonmated) != (r.n_mated, r.n_nonmated)
+        status = "DRIFT" if counts_differ or abs(delta) > tol_by_key[key] else "ok"
+        reason = (f"comparisons {int(o.n_mated)}/{int(o.n_nonmated)} vs {int(r.n_mated)}/{int(r.n_nonmated)}"
+                  if counts_differ else ("|delta| > tol" if status == "DRIFT" else ""))
+        rows.append({**base, "reference": r.pauc, "reproduced": o.pauc, "delta": delta, "tol": tol_by_key[key],
+                     "status": status, "reason": reason})
+    ref_set = set(ref_keys)
+    for key, o in zip(our_keys, ours.itertuples(index=False)):
+        if key not in ref_set:
+            rows.append({**{c: getattr(o, c) for c in ("discard", "fr", "method", "dataset", "folds", "seed")},
+                         "reference": np.nan, "reproduced": o.pauc, "delta": np.nan, "tol": np.nan,
+                         "status": "not in reference", "reason": ""})
+    return pd.DataFrame(rows, columns=["discard", "fr", "method", "dataset", "folds", "seed", "reference", "reproduced",
+                                       "delta", "tol", "status", "reason"])
+
+
+def _num(value: float, fmt: str) -> str:
+    return "" if pd.isna(value) else format(value, fmt)
+
+
+def format_against(table: pd.DataFrame, show_not_reproduced: bool = False) -> str:
+    """Markdown-style table (one line per cell) and a status count line."""
+    shown = table if show_not_reproduced else table[table["status"] != "not reproduced"]
+    lines = ["| discard | fr | method | dataset | folds | seed | reference | reproduced | delta | tol | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in shown.itertuples(index=False):
+        status = f"{r.status} ({r.reason})" if r.reason else r.status
+        lines.append(f"| {r.discard} | {r.fr} | {r.method} | {r.dataset} | {r.folds} | {int(float(r.seed))} | "
+                     f"{_num(r.reference, '.4f')} | {_num(r.reproduced, '.4f')} | {_num(r.delta, '+.2e')} | "
+                     f"{_num(r.tol, 'g')} | {status} |")
+    counts = table["status"].value_counts()
+    lines.append("; ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
+def exit_code(table: pd.DataFrame, strict: bool) -> int:
+    """1 on any drift, or (``strict``) on any reference cell not reproduced; else 0."""
+    if (table["status"] == "DRIFT").any():
+        return 1
+    return 1 if strict and (table["status"] == "not reproduced").any() else 0

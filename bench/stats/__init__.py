@@ -1,0 +1,1 @@
+"""Layer 3: pure statistics on arrays — EDC/pAUC, bootstrap intervals, paired tests, agreement."""
