@@ -7,6 +7,7 @@ Heavy libraries (torch, detectors) are imported only by the subcommands that nee
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fr_options=_parse_options(args.fr_option, "--fr-option"), trust_weights=args.trust_weights,
         bootstrap=args.bootstrap,
     )
-    if args.plan or args.dry_run or args.executor or args.jobs or args.ray_address or \
+    if args.plan or args.dry_run or args.executor or args.jobs is not None or args.ray_address or \
             any("," in (v or "") or v == "all" for v in (args.method, args.fr, args.dataset)):
         return _run_plan(args, cfg)
     if not (args.method and args.fr and args.dataset):
@@ -99,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_record(record: dict) -> None:
-    paucs = "  ".join(f"pAUC@{k}={v:.4f}" for k, v in record["pauc"].items())
+    paucs = "  ".join(f"pAUC@{k}={'n/a' if math.isnan(v) else format(v, '.4f')}" for k, v in record["pauc"].items())
     print(f"{record['method']} / {record['fr']} / {record['dataset']}: FNMR@FMR={record['fmr']:g} {record['fnmr_at_0']:.4f} "
           f"(threshold {record['threshold']:.4f}, {record['n_mated']} mated, {record['n_nonmated']} non-mated)  {paucs}")
 
@@ -134,7 +135,8 @@ def _run_plan(args: argparse.Namespace, base: RunConfig) -> int:
         else:
             print(f"{pc.label}: not run: {error}")
 
-    outcome = execute(cells, args.executor or "local", args.jobs, args.ray_address, on_done=report)
+    outcome = execute(cells, args.executor or "local", args.jobs, args.ray_address, on_done=report,
+                      ray_timeout=args.ray_timeout)
     print(f"{len(outcome.records)} cell(s) evaluated, {len(outcome.not_run)} not run, {len(outcome.failed)} failed "
           f"→ {Path(base.results) / 'pauc.csv'}")
     return 1 if outcome.failed else 0
@@ -185,7 +187,7 @@ def _check_against(args: argparse.Namespace) -> int:
 def _parse_tolerance(text: str) -> tuple[str, Tolerance]:
     from bench.results.reference import Tolerance
 
-    method, sep, rest = text.partition("=")
+    method, _, rest = text.partition("=")
     value, _, why = rest.partition(":")
     try:
         return method, Tolerance(float(value), why or "given with --tol-method")
@@ -215,11 +217,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if len(args.method) != 2:
         raise BenchError(f"--method given {len(args.method)} time(s); pass exactly two, e.g. --method diffiqa --method cr-fiqa")
     a, b = args.method
-    rows, notes = compare_methods(paths.results_dir(args.results), a, b, args.fr, args.dataset)
+    rows, notes, pools = compare_methods(paths.results_dir(args.results), a, b, args.fr, args.dataset,
+                                         pool=args.pool, metric=args.metric)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if rows:
-        print(format_table(rows, a, b))
+        print(format_table(rows, a, b, args.metric))
+        for line in pools:
+            print(line)
     return 0 if rows else 1
 
 
@@ -415,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"fiqa-bench {__version__}")
     p.add_argument("--cards", type=Path, help="extra card folder (DIR/methods, DIR/fr, DIR/datasets; entries importable "
                                                "from DIR or path/file.py:Class) (default: $BENCH_CARDS)")
+    p.add_argument("--threads", type=int, help="torch/OpenMP/BLAS threads of this process and of each worker "
+                                               "(default: $BENCH_THREADS, else cores / concurrent processes)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list registered methods, datasets or FR models (reads cards only)")
@@ -435,12 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(every real dataset)")
     s.add_argument("--plan", type=Path, help="a TOML plan naming the cells and per-method settings (plans/*.toml)")
     s.add_argument("--dry-run", action="store_true", help="print each cell: runnable with its cost, or why it cannot "
-                                                          "run (recorded in runs/not_run.json); compute nothing")
+                                                          "run; compute and write nothing")
     s.add_argument("--executor", choices=["local", "ray"], help="run the cells in this process / --jobs worker "
                                                                 "processes (local, default) or on Ray (pip install "
                                                                 "fiqa-bench[ray])")
     s.add_argument("--jobs", type=int, help="worker processes (local) or CPUs of the local Ray cluster")
     s.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one for the run)")
+    s.add_argument("--ray-timeout", type=float, metavar="SECONDS",
+                   help="how long an existing cluster (--ray-address or $RAY_ADDRESS) gets to answer before the run "
+                        "stops with an error (default 30)")
     s.add_argument("--data-root", type=Path, help="data root (default: $BENCH_DATA)")
     s.add_argument("--results", type=Path, default=None, help="results folder (default: $BENCH_RESULTS or ./bench-results)")
     s.add_argument("--cache", type=Path, help="cache for crops and embeddings (default: $BENCH_CACHE or ~/.cache/fiqa-bench)")
@@ -505,17 +515,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--why", default="deterministic: same inputs, same code, no float reduction whose order varies",
                    help="reason recorded for the default tolerance")
     s.add_argument("--tol-method", action="append", metavar="METHOD=TOL[:why]", help="a method's tolerance (repeatable)")
-    s.add_argument("--force", action="store_true", help="replace an existing reference set (its README.md is kept)")
+    s.add_argument("--force", action="store_true", help="replace an existing reference set (its hand-written files, e.g. README.md, are kept); "
+                        "never a folder that is not one")
     s.set_defaults(func=_cmd_reference)
 
     s = sub.add_parser("compare", help="paired bootstrap test of two methods' pAUC from stored replicates",
-                       description="Per cell (latest run of each method in RESULTS/runs) and pooled over cells: "
-                                   "pAUC A - B, its 95% percentile interval and a two-sided bootstrap p-value, from "
-                                   "the replicates the runs stored (see bench/stats/paired.py). Exit 1 when no cell has both.")
+                       description="Per cell (latest run of each method and seed in RESULTS/runs; a method with "
+                                   "several seeds, e.g. random, as the mean over its seeds) and pooled over disjoint "
+                                   "cells: pAUC A - B, its 95% percentile interval, a two-sided bootstrap p-value and "
+                                   "its Holm adjustment over every row printed, from the replicates the runs stored "
+                                   "(see bench/stats/paired.py). Exit 1 when no cell has both.")
     s.add_argument("--results", type=Path, help="results folder holding runs/ (default: $BENCH_RESULTS, else ./bench-results)")
     s.add_argument("--method", action="append", required=True, help="a method to compare; give exactly two")
     s.add_argument("--fr", help="only cells of this FR model (default: all)")
     s.add_argument("--dataset", help="only cells of this dataset (default: all)")
+    s.add_argument("--pool", choices=("all", "dataset", "fr", "none"), default="all",
+                   help="pool disjoint cells: all of them, per dataset (over FR models), per FR model (over "
+                        "datasets) or none; cells nested in another (e.g. folds 1-2 inside all folds) are left "
+                        "out and named (default: all)")
+    s.add_argument("--metric", choices=("pauc", "floor-relative"), default="pauc",
+                   help="pauc, or floor-relative: (pAUC - best) / (1 - best), best = the cell's theoretical "
+                        "best pAUC given its FNMR at discard 0 (fixed-threshold only; default: pauc)")
     s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("report", help="render the paper's tables and figures (LaTeX, HTML, Markdown, PNG/PDF)")
@@ -529,8 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(default: fixed-threshold when present)")
     s.add_argument("--no-published-blocks", action="store_true",
                    help="leave out the published-only section (FR models with no reproduced value)")
-    s.add_argument("--ci", action="store_true", help="print bootstrap intervals as 0.699 ± 0.031 in LaTeX and Markdown "
-                                                    "(the HTML page always has them on hover and behind a toggle)")
+    s.add_argument("--no-ci", dest="ci", action="store_false",
+                   help="leave the bootstrap intervals ([low, high]) out of the tables (HTML: hidden behind a toggle)")
     s.add_argument("--bands", action="store_true", help="shade each EDC curve's pointwise 95%% bootstrap band "
                                                        "(runs made with --bootstrap N > 0, fixed-threshold)")
     s.add_argument("--strip", type=int, default=8, metavar="N",
@@ -581,16 +601,92 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a subcommand; a BenchError prints one ``error:`` line and exits 2."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "results", None) is None and args.command in ("run", "import-scores"):
-        from bench.core import paths
+# Numeric options and what they must satisfy, checked for every subcommand that has them, so a
+# bad value is one error line before any work (numpy refuses a negative seed mid-run; --jobs 0
+# read as "not given", --batch-size 0 and --bootstrap -5 as 0 or a silent skip).
+_NUMBERS: tuple[tuple[str, str, Callable[[float], bool], str], ...] = (
+    ("seed", "--seed", lambda v: v >= 0, "must be 0 or more (numpy and torch take non-negative seeds)"),
+    ("batch_size", "--batch-size", lambda v: v >= 1, "must be at least 1"),
+    ("bootstrap", "--bootstrap", lambda v: v >= 0, "must be 0 or more (0 skips the bootstrap)"),
+    ("jobs", "--jobs", lambda v: v >= 1, "must be at least 1"),
+    ("ray_timeout", "--ray-timeout", lambda v: 0 < v < float("inf"), "must be a positive number of seconds"),
+)
 
-        args.results = paths.results_dir()
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """One error line for the first numeric option outside its range (``_NUMBERS``)."""
+    for attr, flag, ok, rule in _NUMBERS:
+        value = getattr(args, attr, None)
+        if value is not None and not ok(value):
+            raise BenchError(f"{flag} {value:g}: {rule}")
+
+
+def _folders(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """The results and cache folders of this command, each with how it was named (for errors)."""
+    import os
+
+    from bench.core import paths
+
+    found = []
+    for attr, flag, env in (("results", "--results", "BENCH_RESULTS"), ("cache", "--cache", "BENCH_CACHE")):
+        if attr not in args or (args.command == "reference" and args.action == "verify"):
+            continue
+        if getattr(args, attr) is not None:
+            found.append((Path(getattr(args, attr)), f"{flag} {getattr(args, attr)}"))
+        elif os.environ.get(env):
+            found.append((Path(os.environ[env]), f"{env}={os.environ[env]}"))
+        else:
+            default = paths.DEFAULT_RESULTS if attr == "results" else paths.cache_dir()
+            found.append((default, f"the default {attr} folder {default}"))
+    if args.command == "report":  # its results folder is --source, else BENCH_RESULTS (as _cmd_report reads it)
+        source = args.source or os.environ.get("BENCH_RESULTS")
+        if source and source != "published":
+            found.append((Path(source), f"--source {source}" if args.source else f"BENCH_RESULTS={source}"))
+    return found
+
+
+def _check_folders(args: argparse.Namespace) -> None:
+    """One error line when a results or cache folder, or a folder above it, is a file: nothing
+    can be read from or made under it (else a traceback deep inside the run)."""
+    for path, label in _folders(args):
+        for part in (path, *path.parents):
+            if part.is_dir():
+                break
+            if part.exists():
+                raise BenchError(f"{label}: {'it' if part == path else part} is a file, not a folder")
+
+
+def _os_error(exc: OSError, args: argparse.Namespace) -> str:
+    """A failed file operation as ``file: reason`` (a failed write that names no file: the
+    command's folders instead), with what to do about a full disk."""
+    import errno
+
+    where = " → ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += "; free some space and run the same command again (finished work is kept)"
+    if not where:
+        folders = ", ".join(label for _, label in _folders(args))
+        return f"{reason} (writing under {folders})" if folders else reason
+    return f"{where}: {reason}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a subcommand; a BenchError prints one ``error:`` line and exits 2, a
+    failed file operation (read-only folder, full disk) one line and exits 1."""
+    args = build_parser().parse_args(argv)
     if getattr(args, "discard", None) is None and args.command == "run":
         args.discard = [0.2, 0.3]
     try:
+        _check_numbers(args)
+        _check_folders(args)
+        if getattr(args, "results", None) is None and args.command in ("run", "import-scores"):
+            from bench.core import paths
+
+            args.results = paths.results_dir()
+        from bench.core.threads import configure
+
+        configure(args.threads)  # before any subcommand can start torch or a BLAS
         if args.cards is not None:
             from bench.core.cards import use_cards_folder
 
@@ -613,6 +709,11 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into e.g. `head`: stop quietly like other command-line tools.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # The file system refused (read-only folder, full disk, no permission): outputs are
+        # written to a temporary file and renamed, so nothing is half-written; exit 1 is I/O.
+        print(f"error: {_os_error(exc, args)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: cached work is kept; run the same command again to resume", file=sys.stderr)
         return 130

@@ -38,9 +38,18 @@ def demo_cells(plan_path: Path, data_root: Path, results: Path, cache: Path, fol
         if pc.cfg.method == "faceqan" and not faceqan or pc.cfg.method == "diffiqa" and ddpm is None:
             continue
         if pc.cfg.method == "diffiqa":
-            pc.cfg.method_weights = ddpm
+            pc.cfg.method_weights = paths.absolute(ddpm)
         chosen.append(pc)
     return chosen
+
+
+def demo_locations(out: Path) -> dict[str, Path]:
+    """Where the demo puts LFW, its results, its cache (``BENCH_CACHE`` when set) and its report,
+    all absolute from here on: the cells must read the cache the shared preparation wrote even
+    if the working directory changes meanwhile (issue 28)."""
+    out = paths.absolute(out)
+    cache = paths.cache_dir(None) if "BENCH_CACHE" in os.environ else out / "cache"
+    return {"data": out / "data", "results": out / "results", "cache": cache, "report": out / "report"}
 
 
 def default_ddpm() -> Path | None:
@@ -54,6 +63,7 @@ def default_ddpm() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.core.threads import configure
     from bench.datasets.fetch import fetch
     from bench.pipeline.executors import execute
     from bench.report import build_report
@@ -64,19 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", default=",".join(map(str, DEFAULT_FOLDS)), help="LFW folds to evaluate (default 1,2)")
     p.add_argument("--faceqan", action="store_true", help="also run FaceQAN (50 forward+backward passes per image)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, help="torch/OpenMP/BLAS threads per process (default: $BENCH_THREADS, "
+                                               "else cores / concurrent processes; bench.core.threads)")
     p.add_argument("--ddpm", type=Path, help="DifFIQA DDPM checkpoint (default: $BENCH_WEIGHTS/diffiqa_ddpm.pt, else the "
                                              "shipped weights/dlib150-cfp/diffiqa_ddpm.pt)")
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
-        data_root = args.out / "data"
+        configure(args.threads)  # before anything starts torch or a BLAS
+        where = demo_locations(args.out)
+        data_root, results = where["data"], where["results"]
         print(f"[demo] obtaining LFW into {data_root} (mirror: {os.environ.get('BENCH_MIRROR', 'official URL')})")
         fetch("lfw", data_root, None)
         ddpm = args.ddpm or default_ddpm()
         folds = None if args.full else [int(f) for f in args.folds.split(",")]
-        results = args.out / "results"
-        cache = paths.cache_dir(None) if "BENCH_CACHE" in os.environ else args.out / "cache"
-        cells = demo_cells(DEMO_PLAN, data_root, results, cache, folds, args.faceqan, ddpm)
+        cells = demo_cells(DEMO_PLAN, data_root, results, where["cache"], folds, args.faceqan, ddpm)
         print(f"[demo] {len(cells)} cells of {DEMO_PLAN}: "
               + ", ".join(pc.cfg.method for pc in cells))
         t0 = time.perf_counter()
@@ -93,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         outcome = execute(cells, "local", args.jobs, on_done=report)
         if outcome.failed or outcome.not_run:
             return 2
-        written = build_report(results=results, source=str(results), discard=0.3, out=args.out / "report", tables=None, data_root=None)
-        # The demo's settings (dlib, folds 1-2) differ from the paper's: its table is pauc-other.md.
+        # The report names its source as the user gave it, not as this machine's absolute path.
+        written = build_report(results=results, source=str(args.out / "results"), discard=0.3, out=where["report"],
+                               tables=None, data_root=None, cache=where["cache"])
+        # The demo's evaluation (folds 1-2) differs from the paper's: its table is pauc-folds-1-2.md.
         table = [p for p in written if p.parent.name == "tables" and p.name.startswith("pauc") and p.suffix == ".md"]
         for path in table:
             print(path.read_text(encoding="utf-8"))
-        print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {args.out / 'report'}")
+        print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {where['report']}")
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,8 +14,8 @@ from bench.core.cards import get_card
 from bench.core.errors import BenchError, MissingWeightsError
 from bench.core.registry import create
 from bench.methods.faceqnet import FaceQnet
-from bench.methods.lightqnet import LightQNet
 from bench.methods.import_only import ImportOnlyMethod
+from bench.methods.lightqnet import LightQNet
 
 W_CONV = np.array([[0.01, -0.02, 0.03], [-0.01, 0.02, 0.005]], dtype=np.float32)  # [2 out, 3 in]
 W_GEMM = np.array([[1.5], [-0.7]], dtype=np.float32)

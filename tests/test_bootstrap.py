@@ -127,6 +127,27 @@ def test_nonmated_totals_dense_and_sparse_agree_with_weights(monkeypatch):
     assert np.array_equal(bootstrap.nonmated_totals(units, counts), direct)
 
 
+def test_large_counts_take_the_exact_wide_paths():
+    """Copies beyond int32 and unit-pair products beyond float32's integers: the totals and the
+    thresholds switch to int64 / float64 and stay exact (here every comparison of a replicate
+    has the same number of copies W, so the materialised sample is the sorted values, each W times)."""
+    n = 50
+    sim = np.random.default_rng(6).normal(size=n).astype(np.float32)
+    a, b = np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    units = bootstrap.Units("subject", 2, np.array([0]), np.array([0]), a, b)
+    counts = np.array([[400_000, 50_000], [40_000, 50_000], [3, 1]], dtype=np.int32)
+    copies = counts[:, 0].astype(np.int64) * counts[:, 1]
+    assert np.array_equal(bootstrap.nonmated_totals(units, counts), copies * n)
+    got = bootstrap.replicate_thresholds(sim, units, counts, fmr=1e-3)
+    ordered = np.sort(sim).astype(np.float64)
+    for r, w in enumerate(copies):
+        h = (n * w - 1) * np.float64(1.0 - 1e-3)
+        lo, hi = ordered[int(np.floor(h)) // w], ordered[(int(np.floor(h)) + 1) // w]
+        gamma = h - np.floor(h)
+        assert got[r] == (hi - (hi - lo) * (1 - gamma) if gamma >= 0.5 else lo + (hi - lo) * gamma)
+    assert got[2] == threshold_at_fmr(np.repeat(sim, 3), 1e-3)
+
+
 def test_counts_depend_only_on_seed_and_units():
     a = bootstrap.draw_counts(50, 8, seed=7)
     assert np.array_equal(a, bootstrap.draw_counts(50, 8, seed=7))
@@ -331,3 +352,54 @@ def test_bench_compare_refuses_different_resamples(tmp_path, capsys):
     assert main(["compare", "--results", str(tmp_path), "--method", "a", "--method", "b"]) == 1
     assert "different resamples" in capsys.readouterr().err
     assert main(["compare", "--results", str(tmp_path), "--method", "a"]) == 2
+
+
+# --- BCa intervals (issue 24) ----------------------------------------------------------------------
+
+
+def _reference_bca(reps: np.ndarray, point: float, jack: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Efron & Tibshirani (1993, eq. 14.9-14.15) written out with loops."""
+    below = sum(1 for r in reps if r < point) + 0.5 * sum(1 for r in reps if r == point)
+    z0 = stats.norm.ppf(below / len(reps))
+    mean = sum(jack) / len(jack)
+    accel = sum((mean - j) ** 3 for j in jack) / (6 * sum((mean - j) ** 2 for j in jack) ** 1.5)
+    out = []
+    for alpha in ((1 - level) / 2, (1 + level) / 2):
+        z = stats.norm.ppf(alpha)
+        out.append(float(np.quantile(reps, stats.norm.cdf(z0 + (z0 + z) / (1 - accel * (z0 + z))))))
+    return out[0], out[1]
+
+
+def test_jackknife_leaves_each_subject_out_of_the_materialised_data():
+    rng = np.random.default_rng(21)
+    m_sim, m_q, n_sim, units = _cell(rng, n_subjects=12)
+    jack = bootstrap.jackknife_paucs(m_sim, m_q, n_sim, units, LIMITS, fmr=0.01)
+    for u in range(units.n_units):
+        counts = np.ones(units.n_units, dtype=np.int32)
+        counts[u] = 0
+        np.testing.assert_allclose(jack[u], _materialised(m_sim, m_q, n_sim, units, counts, 0.01), rtol=1e-12)
+
+
+def test_bca_interval_matches_reference_and_reduces_to_percentile_when_symmetric():
+    rng = np.random.default_rng(22)
+    m_sim, m_q, n_sim, units = _cell(rng, n_subjects=25)
+    res = bootstrap.bootstrap_pauc(m_sim, m_q, n_sim, units, [0.3], fmr=0.01, replicates=300, seed=3, interval="bca")
+    point = pauc(edc(m_sim, m_q, threshold_at_fmr(n_sim, 0.01)), 0.3)
+    jack = bootstrap.jackknife_paucs(m_sim, m_q, n_sim, units, [0.3], fmr=0.01)
+    reps = res.replicates[np.isfinite(res.replicates[:, 0]), 0]
+    assert (res.low[0], res.high[0]) == pytest.approx(_reference_bca(reps, point, jack[:, 0]), rel=1e-12)
+    assert res.record("x.npz")["method"] == "bca"
+    # Symmetric replicates around the point and a symmetric jackknife: z0 = a = 0, so BCa = percentile.
+    sym = np.concatenate([0.5 + np.linspace(0.01, 0.2, 50), 0.5 - np.linspace(0.01, 0.2, 50)])
+    low, high = bootstrap.bca_interval(sym, 0.5, np.array([0.4, 0.6, 0.5]))
+    assert (low[0], high[0]) == pytest.approx(tuple(np.quantile(sym, [0.025, 0.975])))
+
+
+def test_bca_bad_inputs():
+    rng = np.random.default_rng(23)
+    m_sim, m_q, n_sim, units = _cell(rng, n_subjects=5)
+    with pytest.raises(DataError, match="unknown bootstrap interval"):
+        bootstrap.bootstrap_pauc(m_sim, m_q, n_sim, units, [0.3], replicates=10, interval="basic")
+    with pytest.raises(DataError, match="fixed-threshold"):
+        bootstrap.bootstrap_pauc(m_sim, m_q, n_sim, units, [0.3], replicates=10, variant="recomputed-threshold",
+                                 nonmated_quality=np.zeros(n_sim.size), interval="bca")

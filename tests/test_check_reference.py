@@ -11,7 +11,7 @@ import pytest
 from bench.cli import main
 from bench.core.errors import DataError
 from bench.pipeline.runner import RunConfig, run
-from bench.results.reference import read_tolerances, verify
+from bench.results.reference import read_tolerances, verify, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,7 @@ def _nudge(ref: Path, out: Path, method: str, by: float) -> Path:
     row = frame.index[(frame["method"] == method) & (frame["folds"] == "all") & (frame["discard"] == "0.3")][0]
     frame.loc[row, "pauc"] = repr(float(frame.loc[row, "pauc"]) + by)
     frame.to_csv(out / "pauc.csv", index=False)
+    write_manifest(out)  # another reference set, not a tampered one
     return out
 
 
@@ -74,6 +75,7 @@ def test_missing_cells_fail_only_with_strict_and_counts_must_agree(frozen, tmp_p
     frame = pd.read_csv(counts / "pauc.csv", dtype=str, keep_default_na=False)
     frame.loc[0, "n_mated"] = str(int(frame.loc[0, "n_mated"]) + 1)
     frame.to_csv(counts / "pauc.csv", index=False)
+    write_manifest(counts)
     assert main(["check", "--results", str(res), "--against", str(counts)]) == 1
 
 
@@ -125,6 +127,8 @@ def _as_onnx(folder: Path, out: Path, path: str, digest: str) -> Path:
         record["fr"] = f"onnx:{path}"
         record["fr_provenance"] = {**record.get("fr_provenance", {}), "fr_weights_sha256": digest}
         run.write_text(json.dumps(record))
+    if (out / "MANIFEST.sha256").is_file():
+        write_manifest(out)
     return out
 
 

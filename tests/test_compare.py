@@ -36,6 +36,35 @@ def test_template_features_match_reference() -> None:
     np.testing.assert_allclose(template_features(emb, templates), _reference_template_features(emb, templates), atol=1e-5)
 
 
+def _add_at_template_features(emb, templates):
+    """The np.add.at formulation the sparse products replaced: the same sums in the same order."""
+    from bench.fr.base import normalise
+
+    emb = normalise(emb)
+    width = int(templates.media.max()) + 1
+    group_keys, group = np.unique(templates.template.astype(np.int64) * width + templates.media, return_inverse=True)
+    sums = np.zeros((len(group_keys), emb.shape[1]))
+    np.add.at(sums, group, emb[templates.image])
+    media_mean = sums / np.bincount(group, minlength=len(group_keys))[:, None]
+    feats = np.zeros((templates.n_templates, emb.shape[1]))
+    np.add.at(feats, group_keys // width, media_mean)
+    feats /= np.bincount(group_keys // width, minlength=templates.n_templates)[:, None].clip(min=1)
+    return normalise(feats)
+
+
+def test_template_features_are_identical_to_add_at() -> None:
+    """Bit for bit, with repeated images inside a (template, media) group, rows in any order,
+    a template without images, and more columns than one sparse product takes."""
+    rng = np.random.default_rng(5)
+    n_img, n_t, rows = 60, 12, 400
+    templates = Templates(image=rng.integers(0, n_img, rows), template=rng.integers(0, n_t - 1, rows),
+                          media=rng.integers(0, 5, rows), template_ids=np.arange(n_t))
+    emb = rng.normal(size=(n_img, 150)).astype(np.float32)
+    got = template_features(emb, templates)
+    assert got.dtype == np.float32 and np.array_equal(got, _add_at_template_features(emb, templates))
+    assert not got[n_t - 1].any()
+
+
 def test_template_quality_rules() -> None:
     rng = np.random.default_rng(1)
     templates, n_img = _templates(rng)

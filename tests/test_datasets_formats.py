@@ -115,7 +115,9 @@ def test_bin_refuses_foreign_globals(tmp_path: Path) -> None:
 
 def test_bin_corrupt_image_raises_on_read(tmp_path: Path) -> None:
     path = tmp_path / "cplfw.bin"
-    path.write_bytes(pickle.dumps(([fixtures.jpeg(), b"garbage"], [True]), protocol=2))
+    # 10 mated + 10 non-mated pairs (a bin needs both kinds in each of its 10 folds).
+    images = [fixtures.jpeg(), b"garbage"] + [fixtures.jpeg()] * 38
+    path.write_bytes(pickle.dumps((images, [k % 2 == 0 for k in range(20)]), protocol=2))
     ds = load("cplfw", tmp_path)
     ds.read_image(0)
     with pytest.raises(DataError, match=r"cplfw\.bin#000001: cannot decode"):

@@ -1,4 +1,4 @@
-"""Smoke test on the real LFW and CFP under /work/shared/data (skipped where absent)."""
+"""Smoke test on the real LFW and CFP under ../shared/data (skipped where absent)."""
 
 from __future__ import annotations
 

@@ -125,6 +125,25 @@ def test_ablation_wiring(checkpoint, data, name, expected) -> None:
     assert method.params.t == (20 if name == "diffiqa-t20" else 5)
 
 
+def test_cached_clean_embeddings_replace_embedding_x(checkpoint, data) -> None:
+    """The quality FR is the evaluation FR (same weights hash): x's embedding comes from the
+    run's cache, the FR model embeds only E, and the scores are the same."""
+    crops, ctx = data
+    fresh, cached, other = LinearFR(), LinearFR(), LinearFR()
+    for fr, digest in ((fresh, "w1"), (cached, "w1"), (other, "w2")):
+        fr.weights_sha256 = digest
+    table = LinearFR().embed(crops)
+    base = create("method", "diffiqa", weights=checkpoint, repeats=3)
+    expected = base.score_batch(crops[:2], np.arange(2), ScoreContext(dataset=ctx.dataset, fr=fresh, crops=ctx.crops))
+    for made_by, calls in ((cached, [2 + 2 * 12]), (other, [2 + 2 + 2 * 12])):
+        fr = LinearFR()
+        fr.weights_sha256 = "w1"
+        reuse = ScoreContext(dataset=ctx.dataset, fr=fr, crops=ctx.crops, embeddings=lambda: table, embeddings_fr=made_by)
+        got = create("method", "diffiqa", weights=checkpoint, repeats=3).score_batch(crops[:2], np.arange(2), reuse)
+        assert fr.calls == calls  # without x when the cache is the same model's, with x when not
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
 def test_seeded_and_batch_independent(checkpoint, data) -> None:
     crops, ctx = data
     method = create("method", "diffiqa", weights=checkpoint, seed=1, repeats=2)

@@ -273,3 +273,145 @@ def test_property_fixed_threshold_matches_reference(pairs, threshold, limit):
     assert np.all(np.diff(curve.discard_fraction) > 0)
     got, want = pauc(curve, limit), _reference_pauc(expected, limit)
     assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+# --- theoretical best (issue 24): the floor of the fixed-threshold pAUC ---------------------------
+
+
+def _reference_best(errors: int, n: int, limit: float) -> float:
+    """Exact rational area under the best curve: each of the first ``errors`` discards removes
+    one false non-match (each its own quality level), so after ``j`` discards FNMR is
+    ``(errors - j) / (n - j)``; the left step holds over ``[j/n, (j+1)/n)``, cut at the limit."""
+    from fractions import Fraction
+
+    lim = Fraction(limit)
+    area = Fraction(0)
+    for j in range(n):
+        start, end = Fraction(j, n), min(Fraction(j + 1, n), lim)
+        if end <= start:
+            break
+        area += Fraction(max(0, errors - j), n - j) * (end - start)
+    return float(area / (lim * Fraction(errors, n)))
+
+
+@pytest.mark.parametrize(("errors", "n", "limit"), [(1, 1, 1.0), (3, 10, 0.3), (96, 3000, 0.3), (2981, 3500, 0.3),
+                                                    (7, 7, 0.5), (40, 200, 0.2), (5, 50, 0.01)])
+def test_best_pauc_matches_exact_reference(errors, n, limit):
+    assert bench.stats.edc.best_pauc(errors / n, n, limit) == pytest.approx(_reference_best(errors, n, limit), rel=1e-12)
+
+
+def test_best_pauc_is_reached_by_errors_first_and_never_beaten():
+    rng = np.random.default_rng(24)
+    for _ in range(40):
+        n, threshold = int(rng.integers(5, 60)), 0.5
+        sims = rng.random(n)
+        errors = int((sims < threshold).sum())
+        if errors == 0:
+            continue
+        best = bench.stats.edc.best_pauc(errors / n, n, 0.3)
+        # Each false non-match its own quality level below every match: the bound is attained.
+        perfect = np.where(sims < threshold, np.arange(n) * 1e-3, 10.0)
+        assert pauc(edc(sims, perfect, threshold), 0.3) == pytest.approx(best, rel=1e-12)
+        for _ in range(20):
+            quality = rng.integers(0, 4, n).astype(float)  # ties included
+            assert pauc(edc(sims, quality, threshold), 0.3) >= best - 1e-12
+
+
+def test_floor_relative_pauc_and_undefined_best():
+    best = bench.stats.edc.best_pauc(0.032, 3000, 0.3)
+    assert best == pytest.approx(0.0545, abs=5e-4)  # LFW x dlib in the reference set (issue 24)
+    assert bench.stats.edc.best_pauc(2981 / 3500, 3500, 0.3) == pytest.approx(0.967, abs=5e-4)  # CFP-FP x dlib
+    np.testing.assert_allclose(bench.stats.edc.floor_relative_pauc([best, 1.0], best), [0.0, 1.0])
+    assert math.isnan(bench.stats.edc.best_pauc(0.0, 100, 0.3))
+    assert np.isnan(bench.stats.edc.floor_relative_pauc(0.9, 1.0)).all()  # every comparison an error
+    with pytest.raises(DataError, match="n_mated"):
+        bench.stats.edc.best_pauc(0.5, 0, 0.3)
+
+
+def _reference_author_auc(m_sim, m_q, n_sim, n_q, fmr):
+    """The CR-FIQA ERC script's steps written out: pool the pairs, sort by pair quality, drop the
+    first int(u * N) for u = 0, 0.05, ..., 0.95, FNMR at the FMR threshold of the pairs left (our
+    threshold rule), then the trapezoid rule over (u, FNMR)."""
+    pairs = [(q, True, s) for s, q in zip(m_sim, m_q)] + [(q, False, s) for s, q in zip(n_sim, n_q)]
+    pairs.sort(key=lambda p: p[0])  # stable: mated before non-mated on ties, as the engine
+    xs, ys = [], []
+    for i in range(20):
+        u = i * 0.05
+        kept = pairs[int(u * len(pairs)):]
+        mated = [s for _, is_mated, s in kept if is_mated]
+        threshold = np.quantile([s for _, is_mated, s in kept if not is_mated], 1 - fmr)
+        xs.append(u)
+        ys.append(sum(s < threshold for s in mated) / len(mated))
+    return sum((xs[k + 1] - xs[k]) * (ys[k] + ys[k + 1]) / 2 for k in range(len(xs) - 1))
+
+
+def test_trapezoid_auc_matches_the_author_scripts_formula():
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        m_sim, n_sim = rng.normal(0.6, 0.2, 300), rng.normal(0.0, 0.2, 600)
+        m_q, n_q = np.round(rng.random(300), 2), np.round(rng.random(600), 2)
+        curve = edc_recomputed(m_sim, m_q, n_sim, n_q, fmr=0.01)
+        assert bench.stats.edc.trapezoid_auc(curve) == pytest.approx(
+            _reference_author_auc(m_sim, m_q, n_sim, n_q, 0.01), rel=1e-12)
+    with pytest.raises(DataError, match="recomputed-threshold"):
+        bench.stats.edc.trapezoid_auc(edc([0.1, 0.9], [1.0, 2.0], threshold=0.5))
+
+
+def test_fmr_support_counts_false_matches_at_the_threshold():
+    lfw_like = np.arange(3000, dtype=float)  # distinct scores: the 1e-3 quantile sits between the top 4 and 3
+    support = bench.stats.edc.fmr_support(lfw_like, 1e-3)
+    assert (support.n_false_matches, support.n_nonmated, support.nominal) == (3, 3000, True)
+    assert support.realised_fmr == pytest.approx(1e-3)
+    dense = bench.stats.edc.fmr_support(np.arange(100_000, dtype=float), 1e-3)
+    assert dense.n_false_matches == 100 and not dense.nominal
+
+
+def _reference_evf_point(sims, quals, nonmated, fmr, discard):
+    """FNMR after discarding whole quality levels below the highest level whose discarded share
+    is <= ``discard``, at the threshold fixed on all non-mated comparisons."""
+    threshold = float(np.quantile(nonmated, 1 - fmr))
+    n = len(sims)
+    chosen = min(quals)
+    for level in sorted(set(quals)):
+        if sum(q < level for q in quals) / n <= discard:
+            chosen = level
+    kept = [s for s, q in zip(sims, quals) if q >= chosen]
+    return sum(s < threshold for s in kept) / len(kept)
+
+
+def test_evf_matches_reference_and_its_zero_discard_is_the_fnmr_at_each_fmr():
+    rng = np.random.default_rng(31)
+    fmrs = [1e-3, 1e-2, 0.05, 0.2]
+    for _ in range(10):
+        sims, nonmated = rng.normal(0.5, 0.25, 200), rng.normal(0, 0.2, 2000)
+        quals = np.round(rng.random(200), 1)
+        for discard in (0.0, 0.1, 0.3):
+            curve = bench.stats.edc.evf(sims, quals, nonmated, fmrs, discard)
+            want = [_reference_evf_point(list(sims), list(quals), nonmated, f, discard) for f in fmrs]
+            np.testing.assert_allclose(curve.fnmr, want, rtol=1e-12)
+        plain = bench.stats.edc.evf(sims, quals, nonmated, fmrs, 0.0)
+        np.testing.assert_allclose(plain.fnmr, [np.mean(sims < np.quantile(nonmated, 1 - f)) for f in fmrs])
+    with pytest.raises(DataError, match="discard"):
+        bench.stats.edc.evf([0.1], [1.0], [0.0, 0.2], [1e-2], 1.0)
+
+
+def test_linear_quantile_is_numpys_bit_for_bit():
+    """One partition + tail minimum gives exactly np.quantile(float64 copy, q, "linear"):
+    sizes 1..2000, float32/float64/integer input, heavy ties, q at 0, near 1 and 1."""
+    from bench.stats.edc import linear_quantile
+
+    rng = np.random.default_rng(11)
+    qs = (0.0, 0.5, 1 - 1e-3, 1 - 1e-4, 0.999999, 1.0, 0.3)
+    for trial in range(600):
+        n = int(rng.integers(1, 2000))
+        values = rng.normal(size=n)
+        if trial % 3 == 0:
+            values = np.round(values, 1)  # ties
+        values = values.astype((np.float32, np.float64)[trial % 2]) if trial % 5 else (values * 100).astype(np.int64)
+        q = qs[trial % len(qs)] if trial % 4 else float(rng.random())
+        want = float(np.quantile(values.astype(np.float64), q, method="linear"))
+        assert linear_quantile(values, q) == want, (n, values.dtype, q)
+    as32 = rng.normal(size=101).astype(np.float32)
+    kept = as32.copy()
+    linear_quantile(as32, 0.99)
+    np.testing.assert_array_equal(as32, kept)  # input left untouched

@@ -26,6 +26,12 @@ from bench.methods import diffiqa
 GOLDEN = Path(__file__).parent / "golden" / "official"
 MODEL = GOLDEN / "diffiqa_tiny_model.pt"
 SIZE = 16  # side of the golden images (the official UNet is size-agnostic)
+# x̂ is not bit-portable: it passes through the UNet (float32 convolutions whose rounding
+# depends on the machine's kernels) and the DDIM steps, which form the noise estimate by
+# dividing by sqrt(1/ᾱ_t - 1) ≈ 1e-2 at t = 5 and so magnify that rounding; 3.8e-5 was
+# measured between two machines. 1e-4 allows it and is still far below the change a wrong
+# schedule, step or weight set makes (the scores keep their own 1e-5 bound above).
+X_HAT_TOL = 1e-4
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -92,4 +98,4 @@ def test_official_scoring_loop_reproduced(scoring, monkeypatch) -> None:
     x_t, x_hat = diffiqa.perturb(method.net, CosineSchedule(), start, method.params, torch.from_numpy(gold["fwd_noise"]),
                                  torch.from_numpy(gold["step_noise"]))
     assert np.abs(x_t.numpy() - gold["x_t"]).max() < 1e-5
-    assert np.abs(x_hat.numpy() - gold["x_hat"]).max() < 1e-4
+    assert np.abs(x_hat.numpy() - gold["x_hat"]).max() < X_HAT_TOL

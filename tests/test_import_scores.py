@@ -117,3 +117,15 @@ def test_arbitrary_text_never_crashes_uncontrolled(tmp_path: Path, text: str) ->
         assert str(f) in str(exc)
     else:
         assert ids == IDS and np.isfinite(scores).all()
+
+
+def test_a_file_name_under_another_identity_folder_matches_nothing(tmp_path: Path) -> None:
+    # Issue 22: only the file name agreed, so Bob's score was taken for Aaron's image.
+    rows = "Aaron/Aaron_0001.jpg 0.1\nBob/Aaron_0002.jpg 0.2\nBob/Bob_0001.jpg 0.3\nBob/img 1.jpg 0.4\n"
+    with pytest.raises(DataError, match=r"1 path\(s\) match no image of dataset toy, first: Bob/Aaron_0002.jpg; "
+                                        r"a file name of the dataset under another folder: Bob/Aaron_0002.jpg "
+                                        r"\(the dataset's is Aaron/Aaron_0002.jpg\)"):
+        import_scores("cr-fiqa", _dataset(), _write(tmp_path / "q.txt", rows), None, None)
+    # A folder the dataset does not have (FaceQnet's flat Samples, a mount point) is no identity: still a match.
+    flat = "".join(f"/mnt/Samples/{i.split('/')[-1]} {k}\n" for k, i in enumerate(IDS))
+    assert import_scores("cr-fiqa", _dataset(), _write(tmp_path / "flat.txt", flat), None, None)[0] == IDS

@@ -23,14 +23,14 @@ from bench.datasets.protocol import PairProtocol
 
 def test_text_from_the_command_line_is_typed_by_the_declaration() -> None:
     got = resolve(get_card("method", "ser-fiq"), {"passes": "7", "dropout": "0.25", "calibrate": "TRUE"})
-    assert got.values == {"passes": 7, "dropout": 0.25, "calibrate": True}
-    assert [type(v) for v in got.values.values()] == [int, float, bool]
+    assert got.values == {"passes": 7, "dropout": 0.25, "calibrate": True, "site": "last-layer-input"}
+    assert [type(v) for v in got.values.values()] == [int, float, bool, str]
     assert got.non_default == {"calibrate": True, "dropout": 0.25, "passes": 7}
 
 
 def test_defaults_are_filled_and_a_spelled_out_default_is_not_a_difference() -> None:
     card = get_card("method", "ser-fiq")
-    assert resolve(card, {}).values == {"passes": 100, "dropout": 0.5, "calibrate": False}
+    assert resolve(card, {}).values == {"passes": 100, "dropout": 0.5, "calibrate": False, "site": "last-layer-input"}
     for given in ({"passes": "100"}, {"passes": 100}, {"dropout": "5e-1"}, {"calibrate": "false"}, {}):
         assert resolve(card, given).non_default == {}, given
     # Typed values from Python are taken as they are; an int is a valid float.
@@ -65,7 +65,7 @@ def test_methods_and_fr_models_read_the_resolved_values() -> None:
     from bench.methods.serfiq import SERFIQ
 
     method = SERFIQ(get_card("method", "ser-fiq"), passes="3", calibrate="yes")
-    assert method.options == {"passes": 3, "dropout": 0.5, "calibrate": True}
+    assert method.options == {"passes": 3, "dropout": 0.5, "calibrate": True, "site": "last-layer-input"}
     with pytest.raises(OptionError, match="pases"):
         registry.create("method", "ser-fiq", pases=2)  # silently ignored before
     with pytest.raises(OptionError, match="unknown option of synthetic"):

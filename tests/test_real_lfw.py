@@ -89,8 +89,9 @@ def test_demo_runs_offline_from_the_mirror(lfw_run, tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "pAUC" in out and "random" in out and "ser-fiq" in out
     assert (tmp_path / "demo" / "report" / "report.html").is_file()
-    # Folds 1-2 are not the paper's protocol: their curves get their own, labelled figure.
-    assert (tmp_path / "demo" / "report" / "figures" / "edc_grid_other_1.png").is_file()
+    # Folds 1-2 are not the paper's evaluation: their group's table and figure say so.
+    assert (tmp_path / "demo" / "report" / "figures" / "edc_grid_folds_1_2.png").is_file()
+    assert "No crop cache found" not in (tmp_path / "demo" / "report" / "report.md").read_text(encoding="utf-8")
     _check_against_reference(tmp_path / "demo" / "results", tmp_path, capsys)
 
 
@@ -100,6 +101,7 @@ def _check_against_reference(results: Path, tmp_path: Path, capsys) -> None:
     import shutil
 
     from bench.cli import main as cli
+    from bench.results.reference import write_manifest
 
     assert cli(["check", "--results", str(results), "--against", str(REFERENCE)]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
@@ -114,6 +116,7 @@ def _check_against_reference(results: Path, tmp_path: Path, capsys) -> None:
                       & (frame["seed"] == "0")][0]
     frame.loc[row, "pauc"] = repr(float(frame.loc[row, "pauc"]) + 0.01)
     frame.to_csv(nudged / "pauc.csv", index=False)
+    write_manifest(nudged)  # another reference set, not a tampered one (that stops the check: exit 2)
     assert cli(["check", "--results", str(results), "--against", str(nudged)]) == 1
     drift = [line for line in capsys.readouterr().out.splitlines() if "DRIFT (" in line]
     assert len(drift) == 1 and "random" in drift[0], drift

@@ -57,7 +57,7 @@ def pauc_line(discard: float, fr: str, method: str, dataset: str, pauc: float, r
            "pauc_lo": "", "pauc_hi": "", "edc_variant": "fixed-threshold", "fmr": "0.001", "folds": "all",
            "quality_rule": "min", "template_rule": "min", "quality_fr": paper_quality_fr(method, fr),
            "method_options": "{}", "fr_options": "{}", "seed": "0", "n_mated": "3000", "n_nonmated": "3000",
-           "run_id": run_id, **changes}
+           "run_id": run_id, "pauc_note": "", **changes}
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([row[c] for c in PAUC_COLUMNS])
     return buf.getvalue()
@@ -210,12 +210,14 @@ def test_results_report_markdown_means_and_footnote(results_report):
     assert (cr["LFW rep."], cr["LFW pub."], cr["LFW Δ"]) == ("0.700", "0.675", "+0.025")
     # A mean over 2 datasets is not set against the paper's mean over 7.
     assert (cr["mean rep."], cr["mean pub."], cr["mean Δ"]) == ("0.655 🟢", "0.675", "—")
-    assert [arcface["DifFIQA"][f"{d} rep."] for d in ("LFW", "XQLFW")] == ["**0.690**", "**0.550**"]
-    assert "except CR-FIQA 2 (ArcFace)" in md and "Δ of a mean only where" in md
-    assert "w/o Image Flipping" not in md  # ablation variants have their own table
-    # LaTeX keeps the paper's layout: reproduced values only.
+    assert [arcface["DifFIQA"][f"{d} rep."] for d in ("LFW", "XQLFW")] == ["**0.690**", "**0.550 [0.520, 0.580]**"]
+    assert "CR-FIQA 2 (ArcFace)" in md and "Δ of a mean only where" in md
+    # Every method configuration scored on these comparisons is a row: the ablation variant too.
+    names = [row[0] for row in _md_blocks(md)["CosFace"][1:]]
+    assert names[0] == "FaceQnet" and names[-1] == "(A1): w/o Image Flipping" and "DifFIQA" in names  # paper order
+    # LaTeX draws the same table as Markdown and HTML: reproduced beside published.
     tex = (results_report / "tables" / "pauc.tex").read_text(encoding="utf-8")
-    assert "rep." not in tex and r"\textcolor{green}{0.655}" in tex
+    assert "rep." in tex and r"\textcolor{green}{0.655}" in tex
 
 
 def _section(text: str, heading: str) -> str:
@@ -223,46 +225,47 @@ def _section(text: str, heading: str) -> str:
     return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_other_settings_are_never_under_the_papers_caption(results_report):
+def test_each_evaluation_is_its_own_table_never_under_the_papers_settings(results_report):
     report = (results_report / "report.md").read_text(encoding="utf-8")
-    other = _section(report, "Other settings")
+    other = _section(report, "pAUC — FMR 0.1; folds 1,2; quality rule mean")
     assert str(OTHER_PAUC) in other and report.count(str(OTHER_PAUC)) == other.count(str(OTHER_PAUC))
     for name in ("pauc.md", "pauc.tex", "average.md"):
         assert str(OTHER_PAUC) not in (results_report / "tables" / name).read_text(encoding="utf-8"), name
-    other = (results_report / "tables" / "pauc-other.md").read_text(encoding="utf-8")
-    assert "**ArcFace — other settings: FMR 0.1; folds 1,2; quality rule mean (lower is better)**" in other
-    assert "**ArcFace — other settings: EDC recomputed-threshold (lower is better)**" in other
-    assert "[1] folds 1,2; 600 mated / 600 non-mated comparisons (paper 3,000 / 3,000)" in other
-    assert "FMR = 1e-3" not in other and "published" not in other.replace("published numbers", "")
+    other = (results_report / "tables" / "pauc-fmr-0-1-folds-1-2-quality-rule-mean.md").read_text(encoding="utf-8")
+    assert "**ArcFace — pAUC @ FMR = 0.1 (lower is better)**" in other
+    assert "| DifFIQA | **0.123** |" in other  # one dataset: no mean column, no published column
+    assert "Comparisons: LFW: 600 mated / 600 non-mated comparisons (paper 3,000 / 3,000)" in other
+    recomputed = (results_report / "tables" / "pauc-edc-recomputed-threshold.md").read_text(encoding="utf-8")
+    assert "| CR-FIQA | **0.111** |" in recomputed
+    assert "published" not in other.replace("published numbers", "")
     html = (results_report / "report.html").read_text(encoding="utf-8")
     pauc_html = html.split('<section id="pauc">', 1)[1].split("</section>", 1)[0]
-    assert str(OTHER_PAUC) not in pauc_html and '<section id="pauc-other">' in html
+    assert str(OTHER_PAUC) not in pauc_html and '<section id="pauc-fmr-0-1-folds-1-2-quality-rule-mean">' in html
+    # One EDC figure per group: the paper's settings (Fig. 4's grid) and the two others.
+    figures = sorted(p.name for p in (results_report / "figures").glob("edc_grid*.png"))
+    assert figures == ["edc_grid.png", "edc_grid_edc_recomputed_threshold.png",
+                       "edc_grid_fmr_0_1_folds_1_2_quality_rule_mean.png"]
 
 
 class _TableCells(HTMLParser):
-    """Text of every <td> (interval toggles left out), in document order."""
+    """Text of every <td> (intervals included: the page shows them), in document order."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cells: list[str] = []
         self._depth = 0
-        self._skip = False
 
     def handle_starttag(self, tag, attrs):
         if tag == "td":
             self.cells.append("")
             self._depth = 1
-        elif tag == "span" and ("class", "ci") in attrs:
-            self._skip = True
 
     def handle_endtag(self, tag):
         if tag == "td":
             self._depth = 0
-        elif tag == "span":
-            self._skip = False
 
     def handle_data(self, data):
-        if self._depth and not self._skip:
+        if self._depth:
             self.cells[-1] += data
 
 
@@ -276,16 +279,31 @@ def _md_cells(text: str) -> list[str]:
     return cells
 
 
-def test_html_and_markdown_show_the_same_tables(results_report):
+def _tex_cells(text: str) -> list[str]:
+    """Body cells of a LaTeX table (header and block-title rows left out), markup removed."""
+    cells = []
+    for line in text.splitlines():
+        if line.endswith(r" \\") and not line.startswith(("FIQA model", "&", " &", r"\multicolumn")):
+            for cell in line[:-3].split(" & "):
+                cell = re.sub(r"\\text(bf|superscript)\{|\\textcolor\{\w+\}\{|[{}]", "", cell)
+                cells.append(cell.replace(r"$\pm$", "±").replace("---", "—").replace(r"\_", "_"))
+    return cells
+
+
+def _plain(cell: str) -> str:
+    return re.sub(r"[*🟢🔵🔴\s\\]", "", cell)
+
+
+def test_html_markdown_and_latex_show_the_same_tables(results_report):
     parser = _TableCells()
     parser.feed((results_report / "report.html").read_text(encoding="utf-8"))
     md = _md_cells((results_report / "report.md").read_text(encoding="utf-8"))
-
-    def plain(cell: str) -> str:
-        return re.sub(r"[*🟢🔵🔴\s\\]", "", cell)
-
     assert len(parser.cells) > 300
-    assert [plain(c) for c in parser.cells] == [plain(c) for c in md]
+    assert [_plain(c) for c in parser.cells] == [_plain(c) for c in md]
+    for table in sorted((results_report / "tables").glob("pauc*.tex")):
+        tex = _tex_cells(table.read_text(encoding="utf-8"))
+        markdown = _md_cells(table.with_suffix(".md").read_text(encoding="utf-8"))
+        assert len(tex) >= 2 and [_plain(c) for c in tex] == [_plain(c) for c in markdown], table.name
 
 
 def test_published_only_blocks_come_last_or_not_at_all(results, results_report, tmp_path):
@@ -302,16 +320,28 @@ def test_published_only_blocks_come_last_or_not_at_all(results, results_report, 
 
 def test_cells_say_their_counts_and_intervals(results, results_report, tmp_path):
     md = (results_report / "tables" / "pauc.md").read_text(encoding="utf-8")
+    # Every CALFW cell has the same counts: said once, in the caption, not by a marker per cell.
     counts = "2,990 mated / 3,000 non-mated comparisons (paper 3,000 / 3,000)"
-    assert "**0.900** [2]" in md and f"[2] {counts}" in md
-    assert "± 0.030" not in md  # intervals only with --ci
+    assert f"Comparisons: CALFW: {counts}." in md and "| **0.900** |" in md
+    assert "**0.550 [0.520, 0.580]**" in md  # intervals shown
     html = (results_report / "report.html").read_text(encoding="utf-8")
-    assert f'title="{counts}"><b>0.900</b><sup>[2]</sup>' in html
-    assert ('title="bootstrap interval 0.520 – 0.580"><b>0.550</b><span class="ci"> ± 0.030</span>' in html
-            and '<input type="checkbox" id="show-ci"' in html and "#show-ci:checked ~ section span.ci" in html)
-    build_report(results, "r", 0.3, tmp_path, tables=["pauc"], ci=True)
-    assert "**0.550 ± 0.030**" in (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
-    assert r"\textbf{0.550 $\pm$ 0.030}" in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    assert ('title="95 % bootstrap interval 0.520 – 0.580"><b>0.550</b><span class="ci"> [0.520, 0.580]</span>'
+            in html and '<input type="checkbox" id="show-ci" class="toggle" checked>' in html
+            and "#show-ci:checked ~ section span.ci" in html)
+    assert r"\textbf{0.550 [0.520, 0.580]}" in (results_report / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    build_report(results, "r", 0.3, tmp_path, tables=["pauc"], ci=False)
+    assert "[0.520, 0.580]**" not in (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert "[0.520, 0.580]}" not in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    assert '<input type="checkbox" id="show-ci" class="toggle">' in (tmp_path / "report.html").read_text(encoding="utf-8")
+    # Counts unlike the rest of their column keep a marker on the cell.
+    uneven = tmp_path / "uneven"
+    shutil.copytree(results, uneven)
+    text = (uneven / "pauc.csv").read_text(encoding="utf-8")
+    text += pauc_line(0.3, "arcface", "cr-fiqa", "calfw", 0.8, "cr_calfw")
+    (uneven / "pauc.csv").write_text(text, encoding="utf-8")
+    build_report(uneven, "r", 0.3, tmp_path / "u", tables=["pauc"])
+    md = (tmp_path / "u" / "tables" / "pauc.md").read_text(encoding="utf-8")
+    assert "**0.800**" in md and "0.900 [2]" in md and f"[2] {counts}" in md and "Comparisons: CALFW" not in md
 
 
 def test_runtime_ratio_only_for_the_papers_device_class(results_report):
@@ -370,7 +400,7 @@ def test_report_is_byte_stable(results, results_report, tmp_path):
 def test_discard_changes_pauc_and_plot_range(results, results_report, tmp_path):
     build_report(results, "r", 0.2, tmp_path, tables=["pauc", "edc"])
     assert "0.740" in (tmp_path / "tables" / "pauc.md").read_text(encoding="utf-8")
-    assert "Table 5" in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
+    assert "pAUC at discard 0.2" in (tmp_path / "tables" / "pauc.tex").read_text(encoding="utf-8")
     png = (tmp_path / "figures" / "edc_grid.png").read_bytes()
     assert png != (results_report / "figures" / "edc_grid.png").read_bytes()
 

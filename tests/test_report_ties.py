@@ -50,10 +50,10 @@ def test_edc_figure_draws_the_bootstrap_bands_on_request(tmp_path) -> None:
     plain = build_report(results=tmp_path / "res", source="r", discard=0.3, out=tmp_path / "a", tables=["edc"])
     banded = build_report(results=tmp_path / "res", source="r", discard=0.3, out=tmp_path / "b", tables=["edc"],
                           bands=True)
-    png = [p for p in plain if p.suffix == ".png"][0].read_bytes()
-    png_bands = [p for p in banded if p.suffix == ".png"][0].read_bytes()
+    png = next(p for p in plain if p.suffix == ".png").read_bytes()
+    png_bands = next(p for p in banded if p.suffix == ".png").read_bytes()
     assert png != png_bands
-    assert "bootstrap band" in [p for p in banded if p.name == "report.md"][0].read_text()
+    assert "bootstrap band" in next(p for p in banded if p.name == "report.md").read_text()
     from bench.report import frames
     from bench.report.frames import results_pauc
 

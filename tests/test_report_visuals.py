@@ -229,8 +229,9 @@ def test_missing_cache_is_one_line(visual, tmp_path):
     build_report(results, "x", 0.3, tmp_path / "r", tables=["strips"], cache=tmp_path / "nowhere")
     md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
     html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
-    assert '<p class="note">No crop cache found (give --cache DIR): no image strips.</p>' in html
-    assert "No crop cache found" in md
+    assert ('<section id="strips" class="empty"><p class="note"><strong>Images ordered by quality:</strong> '
+            "No crop cache found (give --cache DIR): no image strips.</p></section>") in html
+    assert "**Images ordered by quality:** _No crop cache found (give --cache DIR): no image strips._" in md
     assert not (tmp_path / "r" / "figures").exists()
 
 

@@ -21,6 +21,8 @@ def _run(tmp_path, method, **kw):
 
 def test_run_writes_rows_curve_and_metadata(tmp_path) -> None:
     rec = _run(tmp_path, "random")
+    # The record names its score file relative to the results folder: a record holds no machine path.
+    assert rec["score_file"] == "scores/random/synthetic.parquet" and (tmp_path / "res" / rec["score_file"]).is_file()
     frame = pd.read_csv(tmp_path / "res" / "pauc.csv")
     from bench.results.table import PAUC_COLUMNS
 
@@ -114,7 +116,7 @@ def test_engine_agrees_with_comparisons_of_runner(tmp_path) -> None:
     from bench.core.score_store import read_scores
 
     emb = registry.create("fr", "synthetic").embed(np.stack([ds.read_image(i) for i in range(len(ds))]))
-    ids, q, _ = read_scores(rec["score_file"])
+    ids, q, _ = read_scores(tmp_path / "res" / rec["score_file"])
     assert ids == ds.image_ids
     c = compare(ds.protocol, emb, q)
     curve = edc.edc(c.mated_similarity, c.mated_quality, edc.threshold_at_fmr(c.nonmated_similarity))
@@ -133,8 +135,8 @@ def test_score_file_orientation_overrides_the_card(tmp_path) -> None:
     from bench.core.score_store import read_scores, write_scores
 
     first = _run(tmp_path, "oracle")
-    ids, scores, meta = read_scores(first["score_file"])
-    write_scores(first["score_file"], ids, -scores, {**meta, "higher_is_better": "False"})
+    ids, scores, meta = read_scores(tmp_path / "res" / first["score_file"])
+    write_scores(tmp_path / "res" / first["score_file"], ids, -scores, {**meta, "higher_is_better": "False"})
     again = _run(tmp_path, "oracle")
     assert again["pauc"] == pytest.approx(first["pauc"])
 

@@ -1,7 +1,8 @@
 """Where things live: the shipped card folders, the data root, caches, weights, results.
 
 Every location can be set on the command line or by an environment variable, so tests and
-CI point the harness at temporary folders and read-only data mirrors.
+CI point the harness at temporary folders and read-only data mirrors. Each is made absolute
+when it is resolved (a relative one against the working directory of that moment).
 """
 
 from __future__ import annotations
@@ -29,20 +30,27 @@ def safe_name(text: str) -> str:
     return text.replace(":", "_").replace("/", "_")
 
 
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute against the working directory of this moment (normalised, links
+    kept): a location is fixed once it is resolved, so a later change of the working directory
+    never makes a cache or results folder point somewhere else mid-run."""
+    return Path(os.path.abspath(path))
+
+
 def _from_env(arg: str | os.PathLike[str] | None, env: str, default: Path | None) -> Path | None:
     if arg is not None:
-        return Path(arg)
+        return absolute(arg)
     value = os.environ.get(env)
     if value:
-        return Path(value)
-    return default
+        return absolute(value)
+    return None if default is None else absolute(default)
 
 
 def cards_dirs(arg: str | os.PathLike[str] | None = None) -> list[Path]:
     """Extra card folders: ``--cards DIR`` beats ``BENCH_CARDS`` (several joined by os.pathsep)."""
     if arg is not None:
-        return [Path(arg)]
-    return [Path(p) for p in os.environ.get("BENCH_CARDS", "").split(os.pathsep) if p]
+        return [absolute(arg)]
+    return [absolute(p) for p in os.environ.get("BENCH_CARDS", "").split(os.pathsep) if p]
 
 
 def data_root(arg: str | os.PathLike[str] | None = None) -> Path | None:
@@ -51,7 +59,7 @@ def data_root(arg: str | os.PathLike[str] | None = None) -> Path | None:
 
 
 def cache_dir(arg: str | os.PathLike[str] | None = None) -> Path:
-    """Cache for aligned crops and embeddings: ``--cache`` / ``BENCH_CACHE`` / ~/.cache/fiqa-bench."""
+    """Cache for aligned crops and embeddings: ``--cache`` / ``BENCH_CACHE`` / ~/.cache/fiqa-bench, absolute."""
     path = _from_env(arg, "BENCH_CACHE", Path.home() / ".cache" / "fiqa-bench")
     assert path is not None
     return path
@@ -63,7 +71,7 @@ def weights_dir(arg: str | os.PathLike[str] | None = None) -> Path | None:
 
 
 def results_dir(arg: str | os.PathLike[str] | None = None) -> Path:
-    """Results folder (``--results`` / ``BENCH_RESULTS`` / ./bench-results)."""
+    """Results folder (``--results`` / ``BENCH_RESULTS`` / ./bench-results), absolute."""
     path = _from_env(arg, "BENCH_RESULTS", DEFAULT_RESULTS)
     assert path is not None
     return path

@@ -4,11 +4,14 @@ No public code builds DifFIQA's Adience pairs, so :func:`generate_protocol` defi
 deterministically from the five fold metadata files (rule and seed in
 ``protocols/adience/README.md``). The loader writes the generated list into the user's
 dataset folder as ``adience_pairs.csv`` with ``adience_pairs.csv.sha256`` on first use, and
-verifies that checksum on every later load.
+verifies that checksum on every later load. Without the fold metadata (images only) it uses
+the list generated from the real metadata and shipped in ``protocols/adience/``
+(``adience_pairs.csv.gz``, sha256 of the uncompressed list in ``adience_pairs.csv.sha256``).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 from pathlib import Path
@@ -19,6 +22,7 @@ import pandas as pd
 from bench.core.errors import DataError
 from bench.core.io import atomic_write_bytes, atomic_write_text
 from bench.core.registry import register_dataset
+from bench.core.resources import folder as shipped_folder
 from bench.datasets.base import FaceDataset
 from bench.datasets.common import CardLoader, check_present, list_images
 from bench.datasets.protocol import PairProtocol
@@ -126,6 +130,22 @@ def _csv_bytes(pairs: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def _parse_pairs(data: bytes, path: Path) -> pd.DataFrame:
+    try:
+        pairs = pd.read_csv(io.BytesIO(data), dtype={"image_a": str, "image_b": str, "mated": np.int64}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot parse pair list ({exc})") from None
+    if not {"image_a", "image_b", "mated"} <= set(pairs.columns):
+        raise DataError(f"{path}: columns image_a, image_b, mated required")
+    return pairs
+
+
+def _verified(data: bytes, path: Path, sha_path: Path, remedy: str) -> None:
+    expected = sha_path.read_text(encoding="utf-8").split()[:1]
+    if [hashlib.sha256(data).hexdigest()] != expected:
+        raise DataError(f"{path}: sha256 differs from {sha_path.name} (file changed); {remedy}")
+
+
 def pairs_for(folder: Path, n_mated: int = N_MATED, n_nonmated: int = N_NONMATED) -> tuple[pd.DataFrame, str]:
     """The stored pair list of ``folder`` (checksum verified), or a new one written there.
 
@@ -136,14 +156,8 @@ def pairs_for(folder: Path, n_mated: int = N_MATED, n_nonmated: int = N_NONMATED
         if not sha_path.is_file():
             raise DataError(f"{sha_path}: checksum file missing; delete {path} to regenerate the pairs")
         data = path.read_bytes()
-        expected = sha_path.read_text(encoding="utf-8").split()[:1]
-        if [hashlib.sha256(data).hexdigest()] != expected:
-            raise DataError(f"{path}: sha256 differs from {sha_path.name} (file changed); delete both to regenerate")
-        try:
-            pairs = pd.read_csv(io.BytesIO(data), dtype={"image_a": str, "image_b": str, "mated": np.int64}, keep_default_na=False)
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise DataError(f"{path}: cannot parse pair list ({exc})") from None
-        return pairs, f"pairs read from {path} (sha256 verified)"
+        _verified(data, path, sha_path, "delete both to regenerate")
+        return _parse_pairs(data, path), f"pairs read from {path} (sha256 verified)"
     pairs = generate_protocol(folder, n_mated, n_nonmated)
     data = _csv_bytes(pairs)
     digest = hashlib.sha256(data).hexdigest()
@@ -155,37 +169,77 @@ def pairs_for(folder: Path, n_mated: int = N_MATED, n_nonmated: int = N_NONMATED
     return pairs, f"pairs generated and written to {path} (sha256 {digest})"
 
 
+def shipped_pairs() -> tuple[pd.DataFrame, str]:
+    """The pair list generated from the real fold metadata and shipped with the harness
+    (``protocols/adience/``), checksum verified, and a note saying so."""
+    folder = shipped_folder("protocols") / "adience"
+    path, sha_path = folder / (PAIRS_FILE + ".gz"), folder / (PAIRS_FILE + ".sha256")
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the shipped Adience pair list ({exc})") from None
+    _verified(data, path, sha_path, "the installed package is damaged; reinstall it")
+    digest = hashlib.sha256(data).hexdigest()
+    return _parse_pairs(data, path), f"no fold metadata: pairs from the shipped {path.name} (sha256 {digest}, verified)"
+
+
+def _split_key(key: str) -> tuple[str, str, str]:
+    """``<user_id>/<face_id>.<original_image>`` -> (user_id, face_id, original_image)."""
+    user, _, rest = key.partition("/")
+    face, _, original = rest.partition(".")
+    return user, face, original
+
+
 @register_dataset("adience")
 class Adience(CardLoader):
-    """Pair counts are attributes so that scaled-down fixtures can use the same loader."""
+    """Pair counts are attributes so that scaled-down fixtures can use the same loader.
 
-    required = FOLD_FILES
+    With all five fold files beside the face folder the pairs come from them (generated or read
+    back, see :func:`pairs_for`) and Table 1's totals count the metadata; with none, from
+    :func:`shipped_pairs` and the totals count the face folder.
+    """
+
     n_mated = N_MATED
     n_nonmated = N_NONMATED
 
     def load(self, root: Path) -> FaceDataset:
         found = self.find(root)
-        meta = read_metadata(found.folder)
-        pairs, note = pairs_for(found.folder, self.n_mated, self.n_nonmated)
-        if not {"image_a", "image_b", "mated"} <= set(pairs.columns):
-            raise DataError(f"{found.folder / PAIRS_FILE}: columns image_a, image_b, mated required")
+        with_metadata = any((found.folder / name).is_file() for name in FOLD_FILES)
+        if with_metadata:
+            meta = read_metadata(found.folder)
+            pairs, note = pairs_for(found.folder, self.n_mated, self.n_nonmated)
+            source = found.folder / PAIRS_FILE
+        else:
+            pairs, note = shipped_pairs()
+            source = shipped_folder("protocols") / "adience" / (PAIRS_FILE + ".gz")
         prefix = _PREFIX.get(Path(found.inner).name, _PREFIX["faces"])
 
         keys = sorted(set(pairs["image_a"]) | set(pairs["image_b"]))
-        rows = meta.set_index("key").reindex(keys)
-        if rows["identity"].isna().any():
-            first = keys[int(np.flatnonzero(rows["identity"].isna().to_numpy())[0])]
-            raise DataError(f"{found.folder / PAIRS_FILE}: image {first!r} is not in the fold metadata; delete the pair list to regenerate")
+        if with_metadata:
+            rows = meta.set_index("key").reindex(keys)
+            if rows["identity"].isna().any():
+                first = keys[int(np.flatnonzero(rows["identity"].isna().to_numpy())[0])]
+                raise DataError(f"{source}: image {first!r} is not in the fold metadata; delete the pair list to regenerate")
+            parts = list(zip(rows["user_id"], rows["face_id"], rows["original_image"]))
+        else:
+            parts = [_split_key(k) for k in keys]
         lookup = {k: i for i, k in enumerate(keys)}
-        ids = [f"{found.inner}/{u}/{prefix}.{f}.{o}" for u, f, o in zip(rows["user_id"], rows["face_id"], rows["original_image"])]
-        present = {f"{found.inner}/{p}" for p in list_images(found.images)}
-        check_present(self.card.name, found.folder, ids, present)
+        ids = [f"{found.inner}/{u}/{prefix}.{f}.{o}" for u, f, o in parts]
+        listing = list_images(found.images)
+        check_present(self.card.name, found.folder, ids, {f"{found.inner}/{p}" for p in listing})
         protocol = PairProtocol(
             a=pairs["image_a"].map(lookup).to_numpy(np.int64), b=pairs["image_b"].map(lookup).to_numpy(np.int64),
             mated=pairs["mated"].to_numpy() == 1,
         )
+        identity = [f"{u}/{f}" for u, f, _ in parts]
+        if with_metadata:
+            n_images, n_ids = len(meta), int(meta["identity"].nunique())
+        else:
+            # <user_id>/<prefix>.<face_id>.<original_image>: a subject is (user_id, face_id).
+            n_images = len(listing)
+            n_ids = len({(p.split("/", 1)[0], p.rsplit("/", 1)[-1].split(".")[1]) for p in listing if p.count(".") >= 2})
         return FaceDataset(
             name=self.card.name, root=found.folder, image_ids=ids, protocol=protocol,
-            identities=pd.factorize(rows["identity"], sort=True)[0].astype(np.int64),
-            n_images_total=len(meta), n_identities_total=int(meta["identity"].nunique()), notes=[note],
+            identities=pd.factorize(np.asarray(identity, dtype=object), sort=True)[0].astype(np.int64),
+            n_images_total=n_images, n_identities_total=n_ids, notes=[note],
         )

@@ -1,16 +1,18 @@
 """What every file-backed loader shares: finding a card's layout under the data root, listing
 image folders for Table 1 totals, and checking that the protocol's images exist.
 
-A card's ``layout`` lists the accepted places, relative to the data root. An entry
-``"lfw/lfw-deepfunneled"`` means: dataset folder ``<root>/lfw`` (image ids are relative to
-it), image folder ``lfw-deepfunneled`` inside it. An entry ending in ``.bin`` is an
-InsightFace verification bin (``"lfw.bin"``, ``"lfw/lfw.bin"``). The first entry is the
-recommended one and is what error messages name.
+A card's ``layouts`` lists the accepted places, one per official archive as extracted (and
+the folder names people commonly use), each a table ``{ archive, folder, images }``:
+``folder`` is the dataset folder relative to the data root (image ids are relative to it;
+``""`` is the data root itself, and it may be nested, as IJB-C's ``IJB_release/IJBC``),
+``images`` the image folder inside it, or an InsightFace verification bin when it ends in
+``.bin``; ``archive`` names the download the entry recognises, for ``bench datasets``. The
+first entry is the recommended one and is what error messages name.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +21,36 @@ import numpy as np
 
 from bench.core.errors import DataError
 from bench.datasets.base import DatasetLoader, FaceDataset
+from bench.datasets.insightface_bin import load_bin
+from bench.datasets.listing import list_images
 from bench.datasets.protocol import PairProtocol
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# An identity name followed by its image number (see name_before_number).
+_NUMBERED = re.compile(r"(.+)[_-][0-9]+[^0-9]*")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One accepted place of a dataset (see the module docstring)."""
+
+    archive: str
+    folder: str
+    images: str
+
+    @property
+    def path(self) -> str:
+        """The entry as a data-root-relative path, for messages (``lfw/lfw-deepfunneled``)."""
+        return f"{self.folder}/{self.images}" if self.folder else self.images
 
 
 @dataclass(frozen=True)
 class Found:
-    """Where a layout entry matched: ``folder`` holds the dataset, ``inner`` the image folder
-    (or the bin file name) inside it."""
+    """Where a layout matched: ``folder`` holds the dataset, ``inner`` the image folder (or the
+    bin file name) inside it, ``layout`` the card entry (and so the archive) it matched."""
 
     folder: Path
     inner: str
-    entry: str
+    layout: Layout
 
     @property
     def is_bin(self) -> bool:
@@ -42,25 +61,25 @@ class Found:
         return self.folder / self.inner
 
 
-def layout_entries(loader: DatasetLoader) -> list[str]:
-    """The card's accepted layout entries (root-relative, see the module docstring)."""
-    entries = loader.card.get("layout") or []
-    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-        raise DataError(f"{loader.card.path}: 'layout' must be a list of relative paths")
-    return entries
+def _relative(value: object) -> bool:
+    """A relative path (``""`` = the data root) that cannot leave the data root."""
+    return isinstance(value, str) and not value.startswith("/") and ".." not in value.split("/")
 
 
-def split_entry(entry: str) -> tuple[str, str]:
-    """``"lfw/lfw-deepfunneled"`` -> (``"lfw"``, ``"lfw-deepfunneled"``); ``"lfw.bin"`` -> (``""``, ``"lfw.bin"``)."""
-    if entry.endswith(".bin"):
-        parent, _, name = entry.rpartition("/")
-        return parent, name
-    head, _, rest = entry.partition("/")
-    return head, rest
+def layouts(loader: DatasetLoader) -> list[Layout]:
+    """The card's accepted layouts, validated (see the module docstring)."""
+    entries = loader.card.get("layouts") or []
+    out = []
+    for k, entry in enumerate(entries if isinstance(entries, list) else [None]):
+        ok = isinstance(entry, dict) and set(entry) == {"archive", "folder", "images"} and isinstance(entry["archive"], str)
+        if not ok or not _relative(entry["folder"]) or not _relative(entry["images"]) or not entry["images"]:
+            raise DataError(f"{loader.card.path}: layouts[{k}] must be a table {{ archive, folder, images }} of relative paths")
+        out.append(Layout(entry["archive"], entry["folder"].strip("/"), entry["images"].strip("/")))
+    return out
 
 
 class CardLoader(DatasetLoader):
-    """A loader whose accepted places come from its card's ``layout``.
+    """A loader whose accepted places come from its card's ``layouts``.
 
     ``required`` names the protocol files that must exist for a folder layout, relative to
     the dataset folder; ``{inner}`` stands for the image folder of the matched entry.
@@ -69,44 +88,35 @@ class CardLoader(DatasetLoader):
     required: tuple[str, ...] = ()
 
     def find(self, root: Path | None) -> Found:
-        """The first layout entry present under ``root``; one-line DataError otherwise."""
-        entries = layout_entries(self)
+        """The first layout present under ``root``; one-line DataError otherwise."""
+        entries = layouts(self)
         if root is None:
             raise DataError(f"{self.card.name}: no data root given (use --data-root DIR or BENCH_DATA); see {self.card.path}")
         root = Path(root)
         incomplete: list[str] = []
-        for entry in entries:
-            parent, inner = split_entry(entry)
-            folder = root / parent if parent else root
+        for layout in entries:
+            folder, inner = root / layout.folder, layout.images
             if inner.endswith(".bin"):
                 if (folder / inner).is_file():
-                    return Found(folder, inner, entry)
+                    return Found(folder, inner, layout)
                 continue
             if not (folder / inner).is_dir():
                 continue
             missing = [r.format(inner=inner) for r in self.required if not (folder / r.format(inner=inner)).is_file()]
             if not missing:
-                return Found(folder, inner, entry)
+                return Found(folder, inner, layout)
             incomplete.append(f"{folder / missing[0]} is missing")
         if incomplete:
             raise DataError(f"{self.card.name}: images found but protocol file incomplete: {incomplete[0]}; see {self.card.path}")
-        others = f" (or {', '.join(entries[1:4])}{', ...' if len(entries) > 4 else ''})" if len(entries) > 1 else ""
-        raise DataError(f"{self.card.name}: not found: expected {root / entries[0]}{others}; see {self.card.path}")
+        if not entries:
+            raise DataError(f"{self.card.path}: no 'layouts' to look for")
+        paths = [e.path for e in entries]
+        others = f" (or {', '.join(paths[1:4])}{', ...' if len(paths) > 4 else ''})" if len(paths) > 1 else ""
+        raise DataError(f"{self.card.name}: not found: expected {root / paths[0]}{others}; see {self.card.path}")
 
     def locate(self, root: Path) -> Path:
         found = self.find(root)
         return found.images if found.is_bin else found.folder
-
-
-def list_images(folder: Path) -> list[str]:
-    """Sorted image paths (``/``-separated) under ``folder``, relative to it, any depth."""
-    out: list[str] = []
-    for dirpath, _dirs, files in os.walk(folder, followlinks=True):
-        rel = os.path.relpath(dirpath, folder)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        out.extend(prefix + f for f in files if f.lower().endswith(IMAGE_SUFFIXES))
-    out.sort()
-    return out
 
 
 def check_present(name: str, folder: Path, ids: list[str], present: set[str]) -> None:
@@ -179,11 +189,18 @@ def first_folder(path: str) -> str:
 
 
 def name_before_number(path: str) -> str:
-    """Identity = the file name without its trailing ``_<digits>`` and extension
-    (``Aaron_Eckhart_0001.jpg`` -> ``Aaron_Eckhart``, CPLFW's ``AJ_Cook_1.jpg`` -> ``AJ_Cook``)."""
+    """Identity = the file name up to its image number, as the pairs files name images
+    (``Aaron_Eckhart_0001.jpg`` -> ``Aaron_Eckhart``, CPLFW's ``AJ_Cook_1.jpg`` -> ``AJ_Cook``).
+
+    The number is the last ``_<digits>`` or ``-<digits>``, and anything but digits after it is
+    dropped, so the four malformed CPLFW file names that no pair uses
+    (``Landon_Donovan_3jpg.jpg``, ``Leni_Bjorklund-2.jpg``, ``Leni_Bjorklund-3.jpg``,
+    ``Mike_Montgomery_3.jip.jpg``) count as the identities they show rather than as four more.
+    A name without a number is its own identity.
+    """
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    head, sep, tail = stem.rpartition("_")
-    return head if sep and tail.isdigit() and head else stem
+    match = _NUMBERED.fullmatch(stem)
+    return match.group(1) if match else stem
 
 
 class PairsFileLoader(CardLoader):
@@ -201,8 +218,6 @@ class PairsFileLoader(CardLoader):
     notes: tuple[str, ...] = ()
 
     def load(self, root: Path) -> FaceDataset:
-        from bench.datasets.insightface_bin import load_bin
-
         found = self.find(root)
         if found.is_bin:
             return load_bin(self.card.name, found.images)

@@ -16,14 +16,21 @@ image ids, never on the data root, so moved or copied data with identical files 
 every crop. The folder also holds ``image_ids.txt`` (one id per line, in dataset order: row
 ``k`` of every ``<domain>.crops.npy`` is image ``k``), so a report can show cached crops by
 image id without the raw dataset.
+
+A filled cache is only read (memory maps opened read-only), so a shared read-only cache serves
+every run that has nothing to align; making or extending a cache file takes an exclusive lock
+beside it (:func:`write_lock`), so two processes never write the same cache file at once, and
+a folder that missing work cannot write to is one error naming it. A new cache file is made
+under a temporary name and renamed into place, never half-made under its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +38,7 @@ from tqdm import tqdm
 
 from bench.align import get_aligner
 from bench.core.errors import DataError
-from bench.core.io import atomic_path, atomic_write_text
+from bench.core.io import atomic_path, atomic_write_text, file_lock
 from bench.datasets.base import FaceDataset, decode_rgb, read_source
 
 PENDING, DETECTED, FALLBACK, UNREADABLE = 0, 1, 2, 3
@@ -48,6 +55,38 @@ def manifest_hash(dataset: FaceDataset) -> str:
     return h.hexdigest()[:16]
 
 
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (or, when it does not exist yet, make
+    it in its nearest existing parent)."""
+    probe = Path(folder)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return os.access(probe, os.W_OK)
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path, name: str, work: str) -> Iterator[None]:
+    """Hold the exclusive lock of cache file ``folder/name`` while ``work`` (what needs writing,
+    for the error) is done: a preparation and a concurrent run never write one cache file at once.
+
+    A folder this process may not write is a one-line DataError naming it: a read-only cache
+    serves reads, only missing work needs write access.
+    """
+    if not writable(folder):
+        raise DataError(f"{folder}: cache folder not writable, and {work}; use a writable --cache (or BENCH_CACHE)")
+    with file_lock(Path(folder) / f".{name}.lock"):
+        yield
+
+
+def new_memmap(path: Path, dtype: type, shape: tuple[int, ...]) -> np.memmap:
+    """A new zero-filled .npy at ``path``, opened for writing: made under a temporary name and
+    renamed into place (its folder made just before), so no half-made file ever has the final
+    name; callers hold the file's :func:`write_lock`."""
+    with atomic_path(path) as tmp:
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+    return np.load(path, mmap_mode="r+")
+
+
 class CropStore:
     """Aligned crops of one dataset in one domain, made on demand and cached on disk."""
 
@@ -62,6 +101,7 @@ class CropStore:
         self._size = self._mtime = self._sha = np.empty(0)
         # Images whose content this instance has checked; the others are checked by ensure().
         self._verified = np.zeros(len(dataset), dtype=bool)
+        self._writing = False  # holding the write lock, crops opened for writing
 
     @property
     def crops_path(self) -> Path:
@@ -71,19 +111,19 @@ class CropStore:
     def state_path(self) -> Path:
         return self.folder / f"{self.domain}.state.npz"
 
-    def _load(self) -> None:
-        """Open the cached state and crops, or start empty when either is missing."""
-        if self._status is not None:
-            return
+    def _load(self, mode: str = "r") -> None:
+        """(Re)read the cached state and open the crops in ``mode`` ("r" to read, "r+" to add
+        crops, under the write lock), or start empty when either file is missing."""
         n = len(self.dataset)
         if self.state_path.is_file() and self.crops_path.is_file():
             with np.load(self.state_path) as state:
                 self._status, self._size, self._mtime, self._sha = (
                     state["status"].copy(), state["size"].copy(), state["mtime_ns"].copy(), state["sha256"].copy())
-            self._crops = np.load(self.crops_path, mmap_mode="r+")
+            self._crops = np.load(self.crops_path, mmap_mode=mode)
             if len(self._status) != n or self._crops.shape[0] != n or self._sha.shape != (n, 32):
                 raise DataError(f"{self.folder}: cached crops do not match the dataset's {n} images; delete the folder")
         else:
+            self._crops = None
             self._status = np.zeros(n, dtype=np.uint8)
             self._size = np.full(n, -1, dtype=np.int64)
             self._mtime = np.full(n, -1, dtype=np.int64)
@@ -92,17 +132,17 @@ class CropStore:
     def _save(self) -> None:
         """Flush the crops, then replace the state file: a saved status never points at an unwritten crop."""
         assert self._status is not None
-        self.folder.mkdir(parents=True, exist_ok=True)
         if self._crops is not None:
             self._crops.flush()
         with atomic_path(self.state_path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, status=self._status, size=self._size, mtime_ns=self._mtime, sha256=self._sha)
 
     def _store(self, index: int, crop: np.ndarray) -> None:
+        if not self._writing:
+            raise DataError(f"{self.folder}: cache folder not writable, and {self.dataset.image_path(index)} needs "
+                            f"aligning ({self.domain}); use a writable --cache (or BENCH_CACHE)")
         if self._crops is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._crops = np.lib.format.open_memmap(self.crops_path, mode="w+", dtype=np.uint8,
-                                                    shape=(len(self.dataset), *crop.shape))
+            self._crops = new_memmap(self.crops_path, np.uint8, (len(self.dataset), *crop.shape))
         if self._crops.shape[1:] != crop.shape:
             raise DataError(f"{self.dataset.image_path(index)}: crop shape {crop.shape} differs from the cached "
                             f"crops' {self._crops.shape[1:]} in {self.crops_path}")
@@ -165,25 +205,48 @@ class CropStore:
 
     def ensure(self, indices: np.ndarray, progress: bool = True) -> None:
         """Check the content of every image of ``indices`` (once per store) and align those
-        not cached or changed; unreadable ones are retried. Progress is saved per batch."""
-        self._load()
+        not cached or changed; unreadable ones are retried. Progress is saved per batch.
+
+        Nothing is written when nothing is to do. In a folder this process may not write, images
+        whose file changed but whose content is the cached one are still served (their new size
+        and mtime are kept in memory only); one that needs aligning is a one-line error.
+        """
+        if self._status is None:
+            self._load()
         indices = np.unique(np.asarray(indices, dtype=np.int64))
         check = indices[~self._verified[indices]]
         todo = check[~self._unchanged(check)]
+        if len(todo) and writable(self.folder):
+            with write_lock(self.folder, f"{self.domain}.crops", f"{len(todo)} image(s) are to check or align"):
+                # Another process may have aligned some of them since this store read the state.
+                self._load("r+")
+                self._writing = True
+                try:
+                    self._refresh_all(check[~self._unchanged(check)], progress, save=True)
+                finally:
+                    self._writing = False
+        elif len(todo):
+            self._refresh_all(todo, progress, save=False)
+        self._verified[check] = True
+        if writable(self.folder):
+            self._write_ids()
+
+    def _refresh_all(self, todo: np.ndarray, progress: bool, save: bool) -> None:
+        """:meth:`_refresh` every image of ``todo``, saving after each batch when ``save``."""
         try:
             for start in tqdm(range(0, len(todo), ALIGN_BATCH), desc=f"align {self.dataset.name} [{self.domain}]",
                               disable=not progress or len(todo) == 0, unit="batch"):
                 for index in todo[start : start + ALIGN_BATCH]:
                     self._refresh(int(index))
-                self._save()
+                if save:
+                    self._save()
         except BaseException:
             # Whatever was aligned before an error or interrupt is kept for the next run.
-            self._save()
+            if save:
+                self._save()
             raise
-        self._verified[check] = True
-        if len(todo):
+        if save and len(todo):
             self._write_summary()
-        self._write_ids()
 
     def _write_ids(self) -> None:
         """Name the crop rows by image id (once per folder; caches made before the file existed get it too)."""

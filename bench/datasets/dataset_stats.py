@@ -17,7 +17,7 @@ from bench.core import registry
 from bench.core.cards import Card, load_cards
 from bench.core.errors import BenchError, DataError
 from bench.datasets.base import FaceDataset
-from bench.datasets.common import CardLoader
+from bench.datasets.common import CardLoader, layouts
 
 # Table 1's datasets, in the paper's row order.
 PAPER_DATASETS = ("adience", "calfw", "cfp-fp", "cplfw", "ijb-c", "lfw", "xqlfw")
@@ -25,14 +25,20 @@ FIELDS = ("images", "identities", "mated", "nonmated")
 FOLDS_EXPECTED = 10
 
 
-def _load(card: Card, root: Path | None) -> tuple[FaceDataset | None, str, str]:
-    """(dataset or None, where it looked / was found, error message if missing)."""
+def _load(card: Card, root: Path | None) -> tuple[FaceDataset | None, str, str, str]:
+    """(dataset or None, where it looked / was found, the archive recognised there, error
+    message if missing)."""
     loader = registry.create("dataset", card.name)
     try:
-        where = str(loader.locate(root))  # type: ignore[arg-type]  # in-memory loaders ignore the root
-        return loader.load(root), where, ""  # type: ignore[arg-type]
+        if isinstance(loader, CardLoader):
+            found = loader.find(root)
+            where = str(found.images if found.is_bin else found.folder)
+            archive = f"{found.layout.archive} (<root>/{found.layout.path})"
+        else:
+            where, archive = str(loader.locate(root)), ""  # type: ignore[arg-type]  # in-memory loaders ignore the root
+        return loader.load(root), where, archive, ""  # type: ignore[arg-type]
     except BenchError as exc:
-        return None, str(root) if root is not None else "(no data root)", str(exc)
+        return None, str(root) if root is not None else "(no data root)", "", str(exc)
 
 
 def _counts(card: Card, ds: FaceDataset) -> dict[str, int | None]:
@@ -78,7 +84,7 @@ def table1_frame(root: Path | None, names: list[str] | None = None) -> pd.DataFr
     rows = []
     for name in names or list(PAPER_DATASETS):
         card = cards[name] if name in cards else registry.get_card("dataset", name)
-        ds, _where, error = _load(card, root)
+        ds, _where, _archive, error = _load(card, root)
         found = _counts(card, ds) if ds is not None else dict.fromkeys(FIELDS)
         published = card.get("table1", {})
         rows.append({
@@ -106,11 +112,11 @@ def describe(root: Path | None) -> str:
         raise DataError(f"--data-root {root}: {what}; name the folder holding one subfolder per dataset")
     lines = [f"data root: {root if root is not None else '(none: set --data-root DIR or BENCH_DATA)'}", ""]
     for card in load_cards("dataset").values():
-        ds, where, error = _load(card, root)
+        ds, where, archive, error = _load(card, root)
         lines.append(f"{card.name} ({card.paper_name}): {'found' if ds is not None else 'missing'}")
-        layout = card.get("layout") or []
-        in_memory = not isinstance(registry.create("dataset", card.name), CardLoader)
-        places = "in memory (no files)" if in_memory else ", ".join(f"<root>/{e}" for e in layout)
+        loader = registry.create("dataset", card.name)
+        in_memory = not isinstance(loader, CardLoader)
+        places = "in memory (no files)" if in_memory else ", ".join(f"<root>/{e.path}" for e in layouts(loader))
         lines.append(f"  expected: {places}")
         if card.get("protocol"):
             lines.append(f"  protocol: {card.get('protocol')}")
@@ -121,6 +127,8 @@ def describe(root: Path | None) -> str:
             c = _counts(card, ds)
             pub = card.get("table1", {})
             lines.append(f"  found at: {where}")
+            if archive:
+                lines.append(f"  archive:  {archive}")
             lines.append("  counts:   " + ", ".join(f"{f} {_fmt(c[f])} (paper {_fmt(pub.get(f))})" for f in FIELDS))
             lines.append(f"  protocol images: {len(ds):,}")
             diff = _differs(card, ds, c)

@@ -23,7 +23,7 @@ from bench.core import registry
 from bench.core.cards import get_card
 from bench.core.errors import BenchError, DataError
 from bench.core.io import atomic_path, sha256_file
-from bench.datasets.common import CardLoader, layout_entries, split_entry
+from bench.datasets.common import CardLoader, layouts
 
 _ARCHIVES = (".tgz", ".tar.gz", ".tar", ".zip")
 
@@ -43,12 +43,11 @@ def _folders(name: str) -> list[str]:
     """The dataset folder names the card's layout accepts (first = the one fetch creates)."""
     loader = registry.create("dataset", name)
     out = []
-    for entry in layout_entries(loader):
-        parent, _ = split_entry(entry)
-        if parent and "/" not in parent and parent not in out:
-            out.append(parent)
+    for layout in layouts(loader):
+        if layout.folder and "/" not in layout.folder and layout.folder not in out:
+            out.append(layout.folder)
     if not out:
-        raise DataError(f"{loader.card.path}: no dataset folder in 'layout' to fetch into")
+        raise DataError(f"{loader.card.path}: no dataset folder in 'layouts' to fetch into")
     return out
 
 
@@ -139,7 +138,7 @@ def fetch(name: str, dest_root: Path, mirror: str | None = None, copy: bool = Fa
     if not downloads:
         where = f"mirror {mirror_dir} has no {' or '.join(folders)} folder; " if mirror_dir is not None else ""
         raise DataError(f"{name}: {where}no direct download; get it from {card.get('source')} and place it as "
-                        f"{dest_root / layout_entries(loader)[0]} (see {card.path})")
+                        f"{dest_root / layouts(loader)[0].path} (see {card.path})")
     folder = dest_root / folders[0]
     for item in downloads:
         file, url, sha = item["file"], item["url"], item.get("sha256")

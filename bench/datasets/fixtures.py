@@ -45,9 +45,10 @@ def write_lfw(root: Path, folds: int = 2, per_class: int = 3, folder: str = "lfw
     return {"images": 19, "identities": 7, "mated": folds * per_class, "nonmated": folds * per_class}
 
 
-def write_paired_lines(root: Path, folder: str, pairs_file: str, number: str = "{:04d}") -> dict[str, int]:
-    """CALFW/CPLFW layout: 12 identities x 2 images flat in ``aligned images/``, one unused
-    image; one mated pair per fold (labels 1..10) then 10 non-mated pairs (label 0)."""
+def write_paired_lines(root: Path, folder: str, pairs_file: str, number: str = "{:04d}",
+                       images: str = "aligned images") -> dict[str, int]:
+    """CALFW/CPLFW layout: 12 identities x 2 images flat in ``images`` (``aligned images/``), one
+    unused image; one mated pair per fold (labels 1..10) then 10 non-mated pairs (label 0)."""
     base = root / folder
     names = [f"Person_{k:02d}" for k in range(12)]
 
@@ -56,8 +57,8 @@ def write_paired_lines(root: Path, folder: str, pairs_file: str, number: str = "
 
     for k, name in enumerate(names):
         for n in (1, 2):
-            _image(base / "aligned images" / file(name, n), 10 * k + n)
-    _image(base / "aligned images" / file("Solo_Person", 1))
+            _image(base / images / file(name, n), 10 * k + n)
+    _image(base / images / file("Solo_Person", 1))
     lines = []
     for f in range(10):
         lines += [f"{file(names[f], 1)} {f + 1}", f"{file(names[f], 2)} {f + 1}"]
@@ -91,12 +92,13 @@ def write_cfp(root: Path, folds: int = 2, folder: str = "cfp") -> dict[str, int]
     return {"images": 20, "identities": 4, "mated": 2 * folds, "nonmated": 2 * folds}
 
 
-def write_bin(path: Path, n_pairs: int = 20, as_arrays: bool = False) -> dict[str, int]:
+def write_bin(path: Path, n_pairs: int = 20, as_arrays: bool = False, mated_first: bool = False) -> dict[str, int]:
     """An InsightFace-style bin: ``(encoded images, issame)`` pickled with protocol 2;
-    even pairs mated. ``as_arrays`` stores images as uint8 numpy arrays (some re-exports)."""
+    even pairs mated, or (``mated_first``) the first half mated. ``as_arrays`` stores images as
+    uint8 numpy arrays (some re-exports)."""
     images = [jpeg(7 * k) for k in range(2 * n_pairs)]
     payload = [np.frombuffer(b, dtype=np.uint8) for b in images] if as_arrays else images
-    issame = [k % 2 == 0 for k in range(n_pairs)]
+    issame = [k < (n_pairs + 1) // 2 if mated_first else k % 2 == 0 for k in range(n_pairs)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps((payload, issame), protocol=2))
     return {"images": 2 * n_pairs, "mated": (n_pairs + 1) // 2, "nonmated": n_pairs // 2}
@@ -105,8 +107,15 @@ def write_bin(path: Path, n_pairs: int = 20, as_arrays: bool = False) -> dict[st
 ADIENCE_HEADER = "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\tfiducial_score"
 
 
-def write_adience(root: Path, folder: str = "adience") -> dict[str, int]:
-    """Adience layout: 5 users x 2 faces x 3 photos over the 5 fold files; 30 images, 10 identities."""
+ADIENCE_PREFIX = {"faces": "coarse_tilt_aligned_face", "aligned": "landmark_aligned_face"}
+
+
+def write_adience(root: Path, folder: str = "adience", images: str = "faces", metadata: bool = True) -> dict[str, int]:
+    """Adience layout: 5 users x 2 faces x 3 photos over the 5 fold files; 30 images, 10 identities.
+
+    ``images`` is the release's face folder (``faces`` or ``aligned``); ``metadata=False``
+    leaves the fold files out (images only).
+    """
     base = root / folder
     rows: list[list[str]] = [[] for _ in range(5)]
     for user in range(5):
@@ -114,9 +123,9 @@ def write_adience(root: Path, folder: str = "adience") -> dict[str, int]:
         for face in (1, 2):
             for photo in range(3):
                 original = f"{900 + 10 * user + 3 * face + photo}_abc{photo}_o.jpg"
-                _image(base / "faces" / uid / f"coarse_tilt_aligned_face.{face}.{original}", user * 30 + face * 5 + photo)
+                _image(base / images / uid / f"{ADIENCE_PREFIX[images]}.{face}.{original}", user * 30 + face * 5 + photo)
                 rows[user].append(f"{uid}\t{original}\t{face}\t(25, 32)\tf\t10\t20\t100\t100\t0\t0\t50")
-    for k in range(5):
+    for k in range(5 if metadata else 0):
         (base / f"fold_{k}_data.txt").write_text(ADIENCE_HEADER + "\n" + "\n".join(rows[k]) + "\n")
     return {"images": 30, "identities": 10}
 

@@ -1,4 +1,5 @@
-"""IJB-C 1:1 template verification from InsightFace's IJB release (``meta/`` + ``loose_crop/``).
+"""IJB-C 1:1 template verification from InsightFace's IJB release (``IJB_release/IJBC/``: ``meta/`` +
+``loose_crop/``).
 
 ``ijbc_face_tid_mid.txt``: image name, template id, media id; ``ijbc_template_pair_label.txt``:
 template 1, template 2, label (15.6 M lines, read vectorised with pandas' C parser);
@@ -41,19 +42,37 @@ def _first_bad_line(path: Path, n_tokens: int, numeric_from: int) -> str:
                     ok = False
             if not ok:
                 shown = line.rstrip("\n")
-                return f"{path}:{no}: expected {n_tokens} space-separated fields: {shown[:80]!r}"
+                return f"{path}:{no}: expected {n_tokens} whitespace-separated fields: {shown[:80]!r}"
     return f"{path}: cannot parse"
 
 
-def read_table(path: Path, names: list[str], dtypes: dict[str, type]) -> pd.DataFrame:
-    """A space-separated table parsed by pandas' C engine; DataError ``file:line`` on bad input."""
+def _first_line_tokens(path: Path) -> int | None:
+    """The number of fields on the first non-blank line (None for an empty file)."""
     try:
-        df = pd.read_csv(path, sep=" ", header=None, names=names, dtype=dtypes, engine="c",
-                         skipinitialspace=True, on_bad_lines="error")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return next((len(line.split()) for line in fh if line.strip()), None)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read protocol file ({exc.strerror or exc})") from None
+
+
+def read_table(path: Path, names: list[str], dtypes: dict[str, type]) -> pd.DataFrame:
+    """A whitespace-separated table parsed by pandas' C engine; DataError ``file:line`` on bad input.
+
+    Fields may be separated by runs of spaces or tabs and lines may end in spaces (the released
+    meta files are read this way by the official scripts' ``str.split``).
+    """
+    numeric_from = 1 if names[0] == "name" else 0
+    # The C parser takes a first line with extra fields as the row shape and drops the extras;
+    # every later line of the wrong length is an error, so only the first needs this check.
+    if _first_line_tokens(path) not in (None, len(names)):
+        raise DataError(_first_bad_line(path, len(names), numeric_from))
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=dtypes, engine="c",
+                         index_col=False, on_bad_lines="error")
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OverflowError, UnicodeDecodeError):
-        raise DataError(_first_bad_line(path, len(names), 1 if names[0] == "name" else 0)) from None
+        raise DataError(_first_bad_line(path, len(names), numeric_from)) from None
     if df.isna().to_numpy().any():
-        raise DataError(_first_bad_line(path, len(names), 1 if names[0] == "name" else 0))
+        raise DataError(_first_bad_line(path, len(names), numeric_from))
     return df
 
 

@@ -1,6 +1,7 @@
 """XQLFW (Knoche et al. 2021): LFW's identities at cross-quality, ``xqlfw_pairs.txt`` in LFW's
 pairs format. The released ``xqlfw_aligned_112`` folder holds ArcFace-aligned 112x112 crops
-(aligned=True); the unaligned ``xqlfw`` folder is aligned by the harness.
+(aligned=True); the unaligned release ``xqlfw.zip`` (folder
+``lfw_original_imgs_min_qual0.85variant11``) is aligned by the harness.
 """
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ def cosine_alphas_cumprod(timesteps: int, s: float = 0.008) -> torch.Tensor:
 class CosineSchedule:
     """Forward noising and DDIM steps on a cosine schedule with ``timesteps`` steps.
 
-    The coefficients are computed in float64 and only then cast, as the official
-    ``GaussianDiffusion`` buffers are: at DifFIQA's small t, 1 − ᾱ_t is about 1e-4, and
-    forming it from a float32 ᾱ_t loses three of its digits. The DDIM step takes ᾱ in float32
-    as the official ``ddim_sample_at_t`` does, so the two agree to float rounding.
+    The coefficients are computed in float64 and cast to the input's dtype (float32) only
+    when used: the official ``GaussianDiffusion`` likewise computes them in float64 and stores
+    them as float32 buffers, so both apply the same float32 values. At DifFIQA's small t,
+    1 − ᾱ_t is about 1e-4, and forming it from a float32 ᾱ_t would lose three of its digits.
+    The DDIM step takes ᾱ in float32 as the official ``ddim_sample_at_t`` does, so the two
+    agree to float rounding.
     """
 
     def __init__(self, timesteps: int = 1000) -> None:

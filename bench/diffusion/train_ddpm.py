@@ -322,7 +322,8 @@ def train_ddpm(
         raise BenchError(f"--degradation: {exc}") from None
     losses: list[float] = []
     start, start_step = time.monotonic(), ckpt.step
-    ckpt.info.update({"data": str(data), "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr,
+    # The file name only: a shipped checkpoint must not carry the training machine's folders.
+    ckpt.info.update({"data": Path(data).name, "n_images": len(ds), "centre_fraction": centre_fraction, "batch_size": batch_size, "lr": lr,
                       "recipe": recipe, "degradation": degradation})
 
     def save() -> None:

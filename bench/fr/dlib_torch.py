@@ -2,8 +2,10 @@
 
 Same network and weights as :mod:`bench.fr.dlib_model` (``anet_type`` of dlib's
 dnn_face_recognition_ex.cpp), loaded by :mod:`bench.fr.dlib_dat`; embeddings agree with
-dlib's to ~1e-6 per element on LFW chips. Gradient- and dropout-based FIQA methods (FaceQAN,
-SER-FIQ) and distillation use it where they need a real FR model with gradients.
+dlib's to ~5e-7 per element on LFW chips (tests/test_fr_dlib.py). The ``dlib`` FR model
+embeds through it when torch is installed (:func:`embed_chips`). Gradient- and dropout-based
+FIQA methods (FaceQAN, SER-FIQ) and distillation use it where they need a real FR model with
+gradients.
 
 Layer semantics, as dlib computes them:
 
@@ -35,9 +37,9 @@ from torch import nn
 from bench.core.cards import Card
 from bench.core.errors import DataError
 from bench.core.registry import register_fr
-from bench.fr.base import TorchFRModel
+from bench.fr.base import TorchFRModel, to_pixels
+from bench.fr.dlib_chips import check_chips, dlib_weights
 from bench.fr.dlib_dat import DlibNetwork, Layer, read_network
-from bench.fr.dlib_model import check_chips, dlib_weights
 
 EMBED_BATCH = 64
 _PLAIN = ("con_4", "affine_", "relu_", "con_4", "affine_", "add_prev_", "relu_")
@@ -171,5 +173,19 @@ class DlibTorchFR(TorchFRModel):
         check_chips(crops, self.name)
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Chunks bound activation memory (the stem alone is 0.66 MB per image).
-        return np.concatenate([super(DlibTorchFR, self).embed(crops[i : i + EMBED_BATCH]) for i in range(0, len(crops), EMBED_BATCH)])
+        return embed_chips(self.module, crops, self.device)
+
+
+def embed_chips(module: DlibResNet, crops: np.ndarray, device: str) -> np.ndarray:
+    """Unnormalised float32 embeddings [N, 128] of uint8 dlib150 chips [N, 150, 150, 3].
+
+    ``dlib`` and ``dlib-torch`` both embed through this, so their embeddings of one batch are
+    the same numbers.
+    """
+    out = []
+    # Chunks bound activation memory (the stem alone is 0.66 MB per image).
+    for start in range(0, len(crops), EMBED_BATCH):
+        x = to_pixels(crops[start : start + EMBED_BATCH], device)
+        with torch.inference_mode():
+            out.append(module(x).float().cpu().numpy())
+    return np.concatenate(out)

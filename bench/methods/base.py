@@ -40,6 +40,31 @@ class ScoreContext:
     embeddings: Callable[[], np.ndarray] | None = None  # all-dataset FR embeddings, lazily
     progress: bool = True
     score_file: Path | None = None  # where the cell's scores go; methods may write files beside it
+    embeddings_fr: FRModel | None = None  # the FR model that made ``embeddings`` (the evaluation FR)
+
+    def clean_embeddings(self, indices: np.ndarray) -> np.ndarray | None:
+        """The cached embeddings float32 [N, D] of images ``indices`` when they are what the quality
+        FR model ``fr`` computes from their crops (:func:`same_computation`), else None.
+
+        Methods that embed the clean image with the quality FR model read these instead of a
+        second forward pass of the same network.
+        """
+        if self.embeddings is None or self.fr is None or self.embeddings_fr is None:
+            return None
+        if not same_computation(self.embeddings_fr, self.fr):
+            return None
+        return np.ascontiguousarray(self.embeddings()[indices], dtype=np.float32)
+
+
+def same_computation(made_by: FRModel, quality: FRModel) -> bool:
+    """Whether embeddings ``made_by`` one FR model are what ``quality``'s ``forward_images`` gives
+    on the same crops: one weight file (sha256, e.g. ``dlib`` and ``dlib-torch``), one crop
+    domain, and no option on either (an option such as ``flip`` changes what ``embed`` returns).
+    Two computations of one network differ by float rounding only.
+    """
+    return (made_by.weights_sha256 != "none" and made_by.weights_sha256 == quality.weights_sha256
+            and made_by.domain == quality.domain and not made_by.non_default_options
+            and not quality.non_default_options)
 
 
 @dataclass

@@ -208,7 +208,7 @@ class DifFIQA(QualityMethod):
         if crops.shape[1] != self.ckpt.crop_size or crops.shape[2] != self.ckpt.crop_size:
             raise BenchError(f"{self.weights_path}: DDPM expects {self.ckpt.crop_size}px crops, got {crops.shape[1]}x{crops.shape[2]}")
         ids = [ctx.dataset.image_ids[int(i)] for i in indices]
-        scores, timing = self.score_crops(crops, ids, ctx.fr)
+        scores, timing = self.score_crops(crops, ids, ctx.fr, ctx.clean_embeddings(indices))
         self.timings.append({k: v / len(ids) for k, v in timing.items()})
         if self.save_examples > self._examples_kept() and ctx.score_file is not None:
             self._keep_examples(ids, scores, ctx)
@@ -251,8 +251,13 @@ class DifFIQA(QualityMethod):
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **out, cos_names=np.array(names), meta=np.array(json.dumps(meta, sort_keys=True)))
 
-    def score_crops(self, crops: np.ndarray, ids: list[str], fr: FRModel) -> tuple[np.ndarray, dict[str, float]]:
-        """Scores of RGB uint8 crops named ``ids``, and the seconds each step took for the batch."""
+    def score_crops(self, crops: np.ndarray, ids: list[str], fr: FRModel,
+                    clean: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """Scores of RGB uint8 crops named ``ids``, and the seconds each step took for the batch.
+
+        ``clean``: the FR embeddings [B, D] of the crops themselves when already computed (the
+        run's cached embeddings, made by the same network); then x is not embedded again.
+        """
         assert self.net is not None and self.ckpt is not None and self.schedule is not None
         p, dev = self.params, torch.device(self.device)
         timing = dict.fromkeys(STEPS, 0.0)
@@ -273,8 +278,12 @@ class DifFIQA(QualityMethod):
         x_t, x_hat = torch.cat([a for a, _ in parts]), torch.cat([b for _, b in parts])
         t1 = time.perf_counter()
         crop = self.ckpt.crop_size
-        batch = [x] + ([views[:, 1]] if p.flip else []) + ([from_model(x_t, crop)] if p.use_noisy else []) + [from_model(x_hat, crop)]
-        emb = torch.nn.functional.normalize(embed_images(fr, torch.cat(batch), self.fr_chunk), dim=1)
+        batch = ([] if clean is not None else [x]) + ([views[:, 1]] if p.flip else []) + \
+            ([from_model(x_t, crop)] if p.use_noisy else []) + [from_model(x_hat, crop)]
+        emb = embed_images(fr, torch.cat(batch), self.fr_chunk)
+        if clean is not None:
+            emb = torch.cat([torch.from_numpy(clean).to(emb.device), emb])
+        emb = torch.nn.functional.normalize(emb, dim=1)
         synchronise(self.device)
         t2 = time.perf_counter()
         e_x, rest = emb[:b], emb[b:]

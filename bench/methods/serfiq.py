@@ -7,6 +7,11 @@ L2-normalised and the score is ``2 * sigmoid(-mean pairwise Euclidean distance)`
 ``m (m - 1) / 2`` pairs. Option ``calibrate = true`` maps it through the monotone
 ``sigmoid(130 * (s - 0.88))`` (pAUC is unchanged by it).
 
+The option ``site`` moves the dropout: ``last-layer-input`` (default, the official placement)
+or ``embedding`` (on the last layer's output). The official ArcFace was trained with dropout
+at that site; FR models trained without it (arcface_torch's ``dropout=0.0``) see a
+perturbation there that they never saw in training, hence both options.
+
 One deliberate difference: the official rebuilds ArcFace's last layer in Keras as
 dense -> *freshly initialised* BatchNorm (close to identity) -> L2; here the "last layer" is
 the FR model's own (for an insightface IResNet: ``fc`` then the trained ``features`` BN), so
@@ -17,8 +22,13 @@ The FR model must let us split it into features and last layer. Either it provid
 in [0, 255] -> features [N, F]; ``head_fn``: features [M, F] -> embeddings [M, D]), or the
 input of its ``module``'s last ``nn.Linear`` (``module.fc`` when present) is captured with a
 hook during ``forward_images`` and the head is ``module.forward_head`` (bench.fr.iresnet
-networks) or that Linear followed by ``module.features`` when it is a BatchNorm1d. The split is checked on the
-first batch: the head applied to the undropped features must reproduce ``forward_images``.
+networks) or that Linear followed by ``module.features`` when it is a BatchNorm1d. That guessed
+split is checked on every batch, against the embeddings of the same forward pass (no second
+pass): the head applied to the undropped features must reproduce them.
+
+With ``site = "embedding"`` and the run's cached embeddings made by the same computation as
+the quality FR model (:meth:`bench.methods.base.ScoreContext.clean_embeddings`), the clean
+embeddings are read from that cache and no forward pass runs at all.
 """
 
 from __future__ import annotations
@@ -35,13 +45,17 @@ from bench.core.registry import register_method
 from bench.fr.base import TorchFRModel, to_pixels
 from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
 
-Split = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+# (features_fn, head_fn): features_fn maps images to (features, the embeddings of the same
+# forward pass, or None when the FR model states its split itself and none is made).
+Split = tuple[Callable[[Any], tuple[Any, Any]], Callable[[Any], Any]]
 
 
 def embedding_split(fr: TorchFRModel) -> Split:
-    """(features_fn, head_fn) of a PyTorch FR model: the input of its last layer, and that layer."""
+    """(features_fn, head_fn) of a PyTorch FR model: the input of its last layer (with the
+    embeddings the same pass made, to check the split by), and that layer."""
     if hasattr(fr, "embedding_head"):
-        return fr.embedding_head()
+        stated_features, stated_head = fr.embedding_head()
+        return (lambda images: (stated_features(images), None)), stated_head
     torch = require("torch", "SER-FIQ")
 
     module = getattr(fr, "module", None)
@@ -57,14 +71,14 @@ def embedding_split(fr: TorchFRModel) -> Split:
         post = post if isinstance(post, torch.nn.BatchNorm1d) else torch.nn.Identity()
         head_fn = lambda f: post(fc(f))  # noqa: E731
 
-    def features_fn(images: Any) -> Any:
+    def features_fn(images: Any) -> tuple[Any, Any]:
         captured: list[Any] = []
         hook = fc.register_forward_pre_hook(lambda _m, args: captured.append(args[0].flatten(1)))
         try:
-            fr.forward_images(images)
+            direct = fr.forward_images(images)
         finally:
             hook.remove()
-        return captured[-1]
+        return captured[-1], direct
 
     return features_fn, head_fn
 
@@ -87,7 +101,8 @@ def serfiq_score(embeddings: np.ndarray) -> float:
 
 @register_method("ser-fiq")
 class SERFIQ(QualityMethod):
-    """SER-FIQ on the run's FR model. Options: passes (m, 100), dropout (0.5), calibrate (false)."""
+    """SER-FIQ on the run's FR model. Options: passes (m, 100), dropout (0.5), site
+    (last-layer-input), calibrate (false)."""
 
     def __init__(self, card: Any, **kwargs: Any) -> None:
         super().__init__(card, **kwargs)
@@ -99,19 +114,23 @@ class SERFIQ(QualityMethod):
         torch = require("torch", "SER-FIQ")
 
         fr = require_torch_fr(ctx.fr, self.name)
-        passes, rate = self.options["passes"], self.options["dropout"]
+        passes, rate, on_embedding = self.options["passes"], self.options["dropout"], self.options["site"] == "embedding"
         features_fn, head_fn = embedding_split(fr)
-        x = to_pixels(crops, ctx.device)
+        stored = ctx.clean_embeddings(indices) if on_embedding else None
+        cached = None if stored is None else torch.from_numpy(stored).to(ctx.device)
         out = np.empty(len(indices))
         with torch.no_grad():
-            feats = features_fn(x)
-            if not getattr(self, "_split_checked", False):
-                _check_split(fr, head_fn(feats), fr.forward_images(x))
-                self._split_checked = True
+            if cached is None:
+                feats, direct = features_fn(to_pixels(crops, ctx.device))
+                if direct is not None:
+                    _check_split(fr, head_fn(feats), direct)
             for k, i in enumerate(indices):
                 gen = torch.Generator().manual_seed(image_seed(self.seed, ctx.dataset.image_ids[int(i)]))
-                masks = dropout_masks(gen, passes, feats.shape[1], rate).to(feats.device)
-                emb = head_fn(feats[k : k + 1] * masks)
+                if on_embedding:
+                    clean = cached[k : k + 1] if cached is not None else head_fn(feats[k : k + 1])
+                    emb = clean * dropout_masks(gen, passes, clean.shape[1], rate).to(clean.device)
+                else:
+                    emb = head_fn(feats[k : k + 1] * dropout_masks(gen, passes, feats.shape[1], rate).to(feats.device))
                 out[k] = serfiq_score(emb.double().cpu().numpy())
         if self.options["calibrate"]:
             out = 1.0 / (1.0 + np.exp(-130.0 * (out - 0.88)))

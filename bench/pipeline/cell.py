@@ -23,6 +23,7 @@ from bench.core.io import atomic_write_text, sha256_file
 from bench.core.records import NO_QUALITY_FR, canonical_options, format_folds
 from bench.core.score_store import ScoreTable, read_score_table, score_path
 from bench.datasets.base import FaceDataset
+from bench.datasets.listing import check_files
 from bench.datasets.protocol import PairProtocol
 from bench.fr.base import FRModel
 from bench.methods.base import QualityMethod
@@ -64,6 +65,14 @@ class RunConfig:
     bootstrap: int = 1000  # replicates of the pAUC confidence interval; 0 skips it
     method_options: dict[str, Any] = field(default_factory=dict)
     fr_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Locations are fixed when the config is made: a relative cache read by a preparation
+        # and by a cell after the working directory changed would be two caches (issue 28).
+        for name in ("data_root", "results", "cache", "method_weights", "fr_weights", "quality_fr_weights"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, paths.absolute(value))
 
 
 @dataclass
@@ -163,15 +172,17 @@ def _setup_tag(options_text: str, seed: int) -> str:
     return "opt-" + hashlib.sha256(f"{options_text}|{seed}".encode()).hexdigest()[:10]
 
 
-def resolve_cell(cfg: RunConfig) -> Cell:
-    """Check and load everything a run needs before any heavy work; failures go to not_run.json."""
+def resolve_cell(cfg: RunConfig, record: bool = True) -> Cell:
+    """Check and load everything a run needs before any heavy work; failures go to not_run.json
+    (``record`` False: nothing is written, for --dry-run)."""
     if cfg.edc_variant not in edc_engine.VARIANTS:
         raise BenchError(f"unknown --edc-variant {cfg.edc_variant!r}; known: {', '.join(edc_engine.VARIANTS)}")
     try:
         return _resolve(cfg)
     except (DataError, MissingWeightsError) as exc:
         # Reports show the cell as "not run" with this reason instead of leaving it blank.
-        record_not_run(Path(cfg.results), cfg, str(exc))
+        if record:
+            record_not_run(Path(cfg.results), cfg, str(exc))
         raise
 
 
@@ -185,7 +196,7 @@ def _resolve(cfg: RunConfig) -> Cell:
     ds = load_dataset(cfg.dataset, cfg.data_root)
     protocol = ds.protocol.select_folds(cfg.folds, name=ds.name)
     all_folds = None if ds.protocol.fold is None else np.unique(ds.protocol.fold).tolist()
-    ds.check_files()
+    check_files(ds)  # memoised: a plan resolves each cell up to three times
     fr = create_fr(cfg.fr, cfg.fr_weights, cfg.device, fr_options, cfg.trust_weights)
 
     qfr_label, official = _quality_fr_label(cfg, method_card)

@@ -10,9 +10,10 @@ Accepted inputs:
   (whole line, so paths may contain spaces), in the order of the array.
 
 Each path is matched to the dataset's image ids (paths relative to the dataset folder):
-separators are normalised to ``/`` and the id sharing the *longest trailing run of path
-components* with it is taken, so ``/data/lfw/A/A_0001.jpg``, ``A/A_0001.jpg`` and (when the
-file name is unique) ``A_0001.jpg`` all match ``A/A_0001.jpg``. An entry matching no id or
+separators are normalised to ``/``; ``/data/lfw/A/A_0001.jpg``, ``A/A_0001.jpg`` and (when the
+file name is unique) ``A_0001.jpg`` or ``Samples/A_0001.jpg`` (a folder the dataset does not
+have) all match ``A/A_0001.jpg``, but ``B/A_0001.jpg`` (the file under another of the dataset's
+identity folders) matches nothing. An entry matching no id or
 several equally well, two entries for one id, a non-finite score, or an image the protocol
 uses left without a score is an error naming the file, the count and the first five entries.
 """
@@ -98,25 +99,44 @@ def _components(path: str) -> tuple[str, ...]:
 
 
 class _Matcher:
-    """Maps a path to the one dataset id sharing the longest trailing run of components."""
+    """Maps a path to the one dataset id it names.
+
+    A path names an id when it ends with the whole id (``/data/lfw/A/A_0001.jpg``), or with a
+    trailing part of it preceded by nothing (``A_0001.jpg``) or by a folder the dataset does
+    not have at that place (FaceQnet's flat ``.\\Samples\\A_0001.jpg``). A path whose folder is
+    another of the dataset's own (``B/A_0001.jpg``, B an identity) contradicts the id and
+    names nothing, however unique its file name.
+    """
 
     def __init__(self, image_ids: list[str]) -> None:
         self.by_suffix: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        self.depth = 0
+        self.lengths: list[int] = []
+        # folders[j]: the names the dataset has j components from the end (2 = an image's folder).
+        self.folders: dict[int, set[str]] = defaultdict(set)
         for index, image_id in enumerate(image_ids):
             comps = _components(image_id)
-            self.depth = max(self.depth, len(comps))
+            self.lengths.append(len(comps))
             for k in range(1, len(comps) + 1):
                 self.by_suffix[comps[-k:]].append(index)
+                if k > 1:
+                    self.folders[k].add(comps[-k])
+        self.depth = max(self.lengths, default=0)
 
     def match(self, path: str) -> tuple[int | None, int]:
-        """(index or None, number of ids tied at the longest matching suffix; 0 = none)."""
+        """(index or None, number of ids the path names equally well; 0 = none)."""
         comps = _components(path)
         for k in range(min(len(comps), self.depth), 0, -1):
-            hits = self.by_suffix.get(comps[-k:])
+            # An id longer than k differs from the path just before these k components.
+            contradicts = len(comps) > k and comps[-k - 1] in self.folders[k + 1]
+            hits = [i for i in self.by_suffix.get(comps[-k:], ()) if self.lengths[i] == k or not contradicts]
             if hits:
                 return (hits[0], 1) if len(hits) == 1 else (None, len(hits))
         return None, 0
+
+    def same_name(self, path: str) -> list[int]:
+        """Ids whose file name is ``path``'s (to say where a mismatched file was expected)."""
+        comps = _components(path)
+        return list(self.by_suffix.get(comps[-1:], ())) if comps else []
 
 
 def import_scores(method: str, dataset: FaceDataset, file: Path, list_file: Path | None,
@@ -152,7 +172,11 @@ def import_scores(method: str, dataset: FaceDataset, file: Path, list_file: Path
             owner[index] = path
             scores[index] = score
     if unmatched:
-        raise DataError(f"{file}: {len(unmatched)} path(s) match no image of dataset {dataset.name}, first: {_first(unmatched)}")
+        elsewhere = [f"{p} (the dataset's is {dataset.image_ids[matcher.same_name(p)[0]]})" for p in unmatched
+                     if matcher.same_name(p)]
+        hint = f"; a file name of the dataset under another folder: {_first(elsewhere)}" if elsewhere else ""
+        raise DataError(f"{file}: {len(unmatched)} path(s) match no image of dataset {dataset.name}, "
+                        f"first: {_first(unmatched)}{hint}")
     if ambiguous:
         raise DataError(f"{file}: {len(ambiguous)} path(s) match several images of dataset {dataset.name}, first: {_first(ambiguous)}")
     if duplicated:

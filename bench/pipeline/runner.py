@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from bench.core import paths
 from bench.core.io import append_text, atomic_path, atomic_write_text
 from bench.core.provenance import base_metadata, data_hashes, software_versions
-from bench.core.records import PAUC_COLUMNS
+from bench.core.records import PAUC_COLUMNS, add_pauc_note_column
 from bench.datasets.crops import UNREADABLE, CropStore
 from bench.datasets.protocol import PairProtocol
 from bench.pipeline.cell import (
@@ -122,8 +123,27 @@ def prepare(cell: Cell) -> Prepared:
     return Prepared(cell, needed, needed[usable[needed]], usable, fr_crops, method_crops, embeddings, timings)
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
-    """Run one (method, FR model, dataset) evaluation and append its results; returns the run record."""
+def stage_timings(own: dict[str, float], elsewhere: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The run record's ``timings``: per stage the run used, ``{"seconds", "shared"}``.
+
+    ``own``: the seconds each stage took in this run. ``elsewhere``: stages done for it by other
+    tasks of a plan (its shared preparation: ``"shared": true`` and how many ``"cells"`` used it;
+    score ranges in workers: ``"workers"``); their seconds are added to this run's own for the
+    stage (a cache check, also kept as ``"in_run"``), so a plan's cell records what its alignment
+    really cost, not the 0.07 s of finding it cached.
+    """
+    out: dict[str, dict[str, Any]] = {stage: {"seconds": seconds, "shared": False} for stage, seconds in own.items()}
+    for stage, cost in (elsewhere or {}).items():
+        mine = own.get(stage, 0.0)
+        out[stage] = {**cost, "seconds": cost["seconds"] + mine, "in_run": mine}
+    return out
+
+
+def run(cfg: RunConfig, elsewhere: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run one (method, FR model, dataset) evaluation and append its results; returns the run record.
+
+    ``elsewhere``: the cost of stages other tasks did for this cell (see :func:`stage_timings`).
+    """
     cell = resolve_cell(cfg)
     prep = prepare(cell)
     timings = prep.timings
@@ -164,8 +184,9 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "n_images": int(len(needed)), "folds_selected": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},
         "seconds_per_image_mean": float(score_meta.get("seconds_per_image_mean", "nan")),
         "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
-        "score_file": str(cell.score_file), "score_provenance": score_meta, "fr_provenance": fr.provenance(),
-        "timings": timings, "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
+        "score_file": cell.score_file.relative_to(results).as_posix(),  # portable: no machine path in a record
+        "score_provenance": score_meta, "fr_provenance": fr.provenance(),
+        "timings": stage_timings(timings, elsewhere), "flagged": fr_crops.flagged(needed), **base_metadata(cfg.device),
         "software": software_versions(),
         "data": data_hashes([cell.dataset.image_ids[i] for i in needed], fr_crops.digest_bytes(needed), cell.protocol),
     }
@@ -174,12 +195,23 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     record["bootstrap"] = boot
     atomic_write_text(results / "runs" / f"{run_id}.json", json.dumps(record, indent=1, sort_keys=True, default=str))
     clear_not_run(results, cfg)
+    _append_rows(results, {**ident, **counts, "run_id": run_id}, paucs, edc_engine.pauc_undefined_reason(curve), boot)
+    return record
+
+
+def _append_rows(results: Path, fields: dict[str, Any], paucs: dict[float, float], undefined: str,
+                 boot: dict[str, Any] | None) -> None:
+    """Append one pauc.csv row per discard. An ``undefined`` pAUC is written empty with that
+    reason in ``pauc_note`` and said on stderr: a nan is never read back as a number."""
+    if undefined:
+        print(f"warning: {fields['method']} / {fields['fr']} / {fields['dataset']}: pAUC undefined: {undefined}; "
+              f"written to {results / 'pauc.csv'} as undefined", file=sys.stderr)
     rows = []
     for d, v in paucs.items():
         lo, hi = boot.get("interval", {}).get(repr(d), ("", "")) if boot else ("", "")
-        row = {**ident, **counts, "discard": d, "pauc": repr(v), "pauc_lo": _text(lo), "pauc_hi": _text(hi), "run_id": run_id}
+        row = {**fields, "discard": d, "pauc": "" if undefined else repr(v), "pauc_lo": _text(lo), "pauc_hi": _text(hi),
+               "pauc_note": undefined}
         rows.append([row[c] for c in PAUC_COLUMNS])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
-    append_text(results / "pauc.csv", buf.getvalue(), header=",".join(PAUC_COLUMNS) + "\n")
-    return record
+    append_text(results / "pauc.csv", buf.getvalue(), header=",".join(PAUC_COLUMNS) + "\n", migrate=add_pauc_note_column)

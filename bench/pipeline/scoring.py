@@ -11,6 +11,7 @@ and several workers may score disjoint image ranges of one cell before one merge
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -20,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bench.core import paths
 from bench.core.errors import BenchError
+from bench.core.io import file_lock
 from bench.core.provenance import base_metadata
 from bench.core.records import NO_QUALITY_FR
 from bench.core.score_store import ScoreTable, align_scores, read_score_table, write_scores
@@ -62,71 +65,100 @@ def _merge_extras(extras: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass
 class ScorePlan:
-    """Which of a cell's images need scoring, and what is kept from before."""
+    """Which of a cell's images need scoring (the others are in the score file or in parts)."""
 
     setup: dict[str, str]
     setup_text: str
-    kept: dict[str, tuple[float, str]]  # image id -> (score, source digest) reused from the score file
     current: dict[str, str]  # image id -> source digest now, for the images of this run
     parts: ScoreParts
     todo: np.ndarray  # dataset indices still to score
 
 
-def plan_scores(cell: Cell, needed: np.ndarray, digests: list[str]) -> ScorePlan:
-    """Compare the score file and the checkpointed parts with this run's images (no scoring)."""
-    cfg, ds, path = cell.cfg, cell.dataset, cell.score_file
-    assert cell.method is not None
-    ids = [ds.image_ids[i] for i in needed]
-    setup = _setup(cell)
-    setup_text = json.dumps(setup, sort_keys=True)
-    old = cell.existing
+def score_lock(score_file: Path, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+    """The lock of one score file: exclusive around a run's plan → score → merge, so concurrent
+    runs of one method and dataset (say, on other folds) never merge over each other; ``shared``
+    for a worker's score range, which only adds its own part files."""
+    return file_lock(score_file.with_name(f".{score_file.name}.lock"), shared=shared)
+
+
+def _kept(cell: Cell, setup: dict[str, str], setup_text: str,
+          current: dict[str, str]) -> tuple[ScoreTable | None, dict[str, tuple[float, str]]]:
+    """The score file as it is now, and its rows this run keeps: same setup, not forced, not stale."""
+    path = cell.score_file
+    old = read_score_table(path) if path.exists() else None
     kept: dict[str, tuple[float, str]] = {}
-    if old is not None and old.meta.get("setup") != setup_text and not cfg.force:
+    if old is not None and old.meta.get("setup") != setup_text and not cell.cfg.force:
         raise BenchError(f"{path}: scores were made with another setup ({_setup_difference(old.meta, setup)}); "
                          "pass --force to recompute them")
     if old is not None and old.meta.get("setup") == setup_text:
         kept = dict(zip(old.ids, zip(old.scores.tolist(), old.digests or [""] * len(old.ids))))
-    current = dict(zip(ids, digests))
-    if cfg.force:
+    if cell.cfg.force:
         kept = {i: v for i, v in kept.items() if i not in current}
     # A score is stale when the image file it was computed from has changed since.
-    kept = {i: v for i, v in kept.items() if i not in current or v[1] == current[i]}
+    return old, {i: v for i, v in kept.items() if i not in current or v[1] == current[i]}
+
+
+def plan_scores(cell: Cell, needed: np.ndarray, digests: list[str]) -> ScorePlan:
+    """Compare the score file (read now, not when the cell was resolved) and the checkpointed
+    parts with this run's images (no scoring)."""
+    ds, path = cell.dataset, cell.score_file
+    assert cell.method is not None
+    ids = [ds.image_ids[i] for i in needed]
+    setup = _setup(cell)
+    setup_text = json.dumps(setup, sort_keys=True)
+    current = dict(zip(ids, digests))
+    _, kept = _kept(cell, setup, setup_text, current)
     parts = ScoreParts(path, hashlib.sha256(setup_text.encode()).hexdigest())
     finished = set(parts.load().ids)
     todo = np.array([i for i, image_id in zip(needed, ids) if image_id not in kept and image_id not in finished],
                     dtype=np.int64)
-    return ScorePlan(setup, setup_text, kept, current, parts, todo)
+    return ScorePlan(setup, setup_text, current, parts, todo)
 
 
 def score_images(cell: Cell, plan: ScorePlan, indices: np.ndarray, crops: CropStore, embeddings: Any) -> None:
     """Score ``indices`` (a subset of ``plan.todo``) in checkpointed batches: part files only, no merge.
 
     Executors call this on disjoint image ranges of one cell in several workers; parts are
-    named by their first image, so workers never write the same file.
+    named by their first image and their writer, so workers never write the same file.
     """
     cfg, ds = cell.cfg, cell.dataset
     assert cell.method is not None
     if not len(indices):
         return
+    step = cfg.batch_size if cell.method.checkpoint_batches else len(indices)
+    # One bar (with ETA) over the images of the stage; the method's own per-call bar only when
+    # the whole stage is one call (else each checkpoint batch would print a new "0/1" bar).
     ctx = ScoreContext(dataset=ds, fr=cell.qfr if cell.method.needs_fr else None, crops=crops, device=cfg.device,
                        seed=cfg.seed, batch_size=cfg.batch_size, cache_dir=paths.cache_dir(cfg.cache),
-                       embeddings=embeddings, progress=cfg.progress, score_file=cell.score_file)
-    step = cfg.batch_size if cell.method.checkpoint_batches else len(indices)
-    for start in range(0, len(indices), step):
-        chunk = indices[start : start + step]
-        result = cell.method.score_dataset(chunk, ctx)
-        chunk_ids = [ds.image_ids[i] for i in chunk]
-        plan.parts.write(int(chunk[0]), chunk_ids, result.scores, [plan.current[i] for i in chunk_ids],
-                         list(result.seconds_per_image), result.extra)
+                       embeddings=embeddings, progress=cfg.progress and step >= len(indices), score_file=cell.score_file,
+                       embeddings_fr=cell.fr)
+    with tqdm(total=len(indices), desc=f"score {cell.method.name} [{ds.name}]", unit="image",
+              disable=not cfg.progress or step >= len(indices)) as bar:
+        for start in range(0, len(indices), step):
+            chunk = indices[start : start + step]
+            result = cell.method.score_dataset(chunk, ctx)
+            chunk_ids = [ds.image_ids[i] for i in chunk]
+            plan.parts.write(int(chunk[0]), chunk_ids, result.scores, [plan.current[i] for i in chunk_ids],
+                             list(result.seconds_per_image), result.extra)
+            bar.update(len(chunk))
 
 
 def merge_scores(cell: Cell, plan: ScorePlan) -> ScoreTable:
-    """Write the score file from the kept scores and the parts, then remove the parts."""
+    """Write the score file from its rows and the parts, then remove the parts merged.
+
+    The caller holds the score file's :func:`score_lock`. The file is read again here, so the
+    rows other runs merged since this run's plan are kept; a merge that has nothing to write
+    writes nothing (never a file of 0 rows).
+    """
     cfg, path = cell.cfg, cell.score_file
     assert cell.method is not None
     done = plan.parts.load()
-    if not done.ids and cell.existing is not None and len(plan.kept) == len(cell.existing.ids):
-        return cell.existing  # nothing new, nothing dropped
+    old, kept = _kept(cell, plan.setup, plan.setup_text, plan.current)
+    if not done.ids and old is not None and len(kept) == len(old.ids):
+        return old  # nothing new, nothing dropped
+    merged = {**kept, **{i: (s, d) for i, s, d in zip(done.ids, done.scores, done.digests)}}
+    if not merged:
+        return ScoreTable([], np.empty(0), None, {"setup": plan.setup_text})
     timed = done.seconds_per_image[1:] if len(done.seconds_per_image) > 1 else done.seconds_per_image
     spi = [s for part in timed for s in part]
     meta: dict[str, Any] = {
@@ -141,10 +173,9 @@ def merge_scores(cell: Cell, plan: ScorePlan) -> ScoreTable:
     }
     for key, value in _merge_extras(done.extras).items():
         meta[key] = json.dumps(value)
-    merged = {**plan.kept, **{i: (s, d) for i, s, d in zip(done.ids, done.scores, done.digests)}}
     order = sorted(merged)
     write_scores(path, order, np.array([merged[i][0] for i in order]), meta, [merged[i][1] for i in order])
-    plan.parts.clear()
+    plan.parts.remove(done.paths)
     return read_score_table(path)
 
 
@@ -154,11 +185,12 @@ def score_cell(cell: Cell, needed: np.ndarray, crops: CropStore, digests: list[s
     if cell.imported and not cell.cfg.force:
         assert cell.existing is not None
         return _aligned(cell.existing, cell.dataset, needed, cell.score_file), cell.existing.meta
-    plan = plan_scores(cell, needed, digests)
-    t0 = time.perf_counter()
-    score_images(cell, plan, plan.todo, crops, embeddings)
-    timings["score"] = time.perf_counter() - t0
-    table = merge_scores(cell, plan)
+    with score_lock(cell.score_file):
+        plan = plan_scores(cell, needed, digests)
+        t0 = time.perf_counter()
+        score_images(cell, plan, plan.todo, crops, embeddings)
+        timings["score"] = time.perf_counter() - t0
+        table = merge_scores(cell, plan)
     return _aligned(table, cell.dataset, needed, cell.score_file), {k: str(v) for k, v in table.meta.items()}
 
 

@@ -21,21 +21,41 @@ TEMPLATE_QUALITY_RULES = ("min", "mean")
 CHUNK = 1 << 24  # elements (float32) held per chunk: 64 MiB
 # Below this many comparisons per subject pair, gathering rows beats block matrix products.
 DENSE_FACTOR = 64
+SUM_COLUMNS = 64  # embedding columns summed per sparse product (bounds the float64 copy)
+
+
+def _sum_rows(row_of: np.ndarray, n_rows: int, values: np.ndarray) -> np.ndarray:
+    """``out[k]`` = the sum of ``values[j]`` over ``row_of[j] == k`` in float64, added in
+    ascending ``j`` from zero: exactly ``np.add.at(zeros, row_of, values)``.
+
+    A sparse 0/1 matrix (rows in index order, duplicates kept) times ``values``: scipy's
+    CSR product adds each row's entries in stored order, as ``np.add.at`` does, but in a
+    compiled loop (``np.add.at`` on [79,000, 512] took 5 s, this 0.7 s). Column blocks keep
+    the float64 copy of ``values`` small.
+    """
+    from scipy.sparse import csr_matrix
+
+    order = np.argsort(row_of, kind="stable")
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
+    ones = csr_matrix((np.ones(order.size), order, indptr), shape=(n_rows, len(values)))
+    out = np.empty((n_rows, values.shape[1]))
+    for start in range(0, values.shape[1], SUM_COLUMNS):
+        out[:, start : start + SUM_COLUMNS] = ones @ values[:, start : start + SUM_COLUMNS].astype(np.float64)
+    return out
 
 
 def template_features(embeddings: np.ndarray, templates: Templates) -> np.ndarray:
     """Per-template features: mean over media of per-media mean embeddings, L2-normalised."""
     emb = normalise(embeddings)
     # Dense (template, media) groups: the mean per group, then the mean of groups per template.
-    keys = templates.template.astype(np.int64) * (int(templates.media.max()) + 1) + templates.media
+    width = int(templates.media.max()) + 1
+    keys = templates.template.astype(np.int64) * width + templates.media
     group_keys, group = np.unique(keys, return_inverse=True)
-    sums = np.zeros((len(group_keys), emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, group, emb[templates.image])
-    counts = np.bincount(group, minlength=len(group_keys))[:, None]
-    media_mean = sums / counts
-    group_template = group_keys // (int(templates.media.max()) + 1)
-    feats = np.zeros((templates.n_templates, emb.shape[1]), dtype=np.float64)
-    np.add.at(feats, group_template, media_mean)
+    media_mean = _sum_rows(group, len(group_keys), emb[templates.image])
+    media_mean /= np.bincount(group, minlength=len(group_keys))[:, None]
+    group_template = group_keys // width
+    feats = _sum_rows(group_template, templates.n_templates, media_mean)
     feats /= np.bincount(group_template, minlength=templates.n_templates)[:, None].clip(min=1)
     return normalise(feats)
 

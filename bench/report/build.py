@@ -1,13 +1,15 @@
 """``bench report``: assemble tables and figures and write LaTeX, Markdown, HTML, PNG and PDF.
 
 From the published source the paper's tables are drawn cell for cell. From a results folder
-the reproduced numbers of the paper's protocol are drawn in the paper's layout (LaTeX) and,
-in HTML and Markdown alike, beside the published ones (reproduced | published | delta).
-Rows run with other settings (folds, FMR, quality rule, ...) get their own "Other settings"
-section labelled with what differs; FR models with no reproduced value are folded into one
-"Published only" section at the end. Nothing is recomputed: pAUC rows and EDC points are
-read as ``bench run`` wrote them. Faces (quality-ordered strips from the crop cache and the
-DifFIQA reconstruction rows) come from :mod:`bench.report.strips`, unless ``images`` is off.
+the report opens with one sentence saying what it shows, then one pAUC table and one EDC
+figure per evaluation group (:mod:`bench.report.groups`): every method configuration scored
+on the same comparisons is a row of one table, datasets as columns and FR models as blocks.
+The group of the paper's evaluation settings stands beside the published numbers
+(reproduced | published | delta) for the rows run as the paper ran them; FR models with no
+reproduced value are folded into one "Published only" section at the end. LaTeX, Markdown
+and HTML draw the same tables. Nothing is recomputed: pAUC rows and EDC points are read as
+``bench run`` wrote them. Faces (quality-ordered strips from the crop cache and the DifFIQA
+reconstruction rows) come from :mod:`bench.report.strips`, unless ``images`` is off.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from bench.core import paths
 from bench.core.cards import load_cards
 from bench.core.errors import BenchError
 from bench.core.io import atomic_write_bytes, atomic_write_text
-from bench.report import frames, strips, tables
+from bench.report import frames, groups, strips, tables
 from bench.report.figures import Rendered, agreement_heatmap, edc_grid, score_distributions
 from bench.report.model import Table
 from bench.report.render import render, render_latex, render_markdown
@@ -55,15 +57,14 @@ PUBLISHED = "published"
 class Section:
     """One part of the report: a table, a figure, or a note.
 
-    ``table`` is the paper's layout (LaTeX); ``comparison``, when given, the same numbers
-    beside the published ones, drawn instead of ``table`` in HTML and Markdown. ``galleries``
-    hold faces: thumbnails in HTML, a composed JPEG in LaTeX and Markdown.
+    LaTeX, Markdown and HTML draw the same ``table`` (for results: beside the published
+    numbers where there are comparable ones). ``galleries`` hold faces: thumbnails in HTML, a
+    composed JPEG in LaTeX and Markdown. A section with only a ``note`` is drawn as one line.
     """
 
     key: str
     title: str
     table: Table | None = None
-    comparison: Table | None = None
     figure: Rendered | None = None
     note: str = ""
     galleries: tuple[strips.Gallery, ...] = ()
@@ -153,34 +154,65 @@ def _table1_from_data(data_root: Path, reference: str) -> pd.DataFrame:
     return found.merge(extra, on="dataset", how="left")
 
 
-def _pauc_sections(paper: pd.DataFrame, others: pd.DataFrame, discard: float, pub: pd.DataFrame,
-                   why: frames.Reasons, published_blocks: bool, assumed: str) -> tuple[list[Section], Section | None]:
-    """The reproduced pAUC section and the other-settings one, and the published-only section.
+def _group_caption(group: groups.Group, discard: float, assumed: str) -> str:
+    fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
+    means = "; green, blue and red the three lowest means" if group.rows["dataset"].nunique() > 1 else ""
+    text = (f"pAUC at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
+            f"{group.setting or groups.PAPER_SETTINGS_TITLE}: every method configuration scored on these "
+            "comparisons is a row. Bold marks the lowest pAUC per dataset and every row tied with it by the "
+            f"paired bootstrap test{means}.")
+    if group.counts:
+        text += " Comparisons: " + "; ".join(group.counts) + "."
+    return text + (f" {assumed}." if assumed else "")
 
-    Only FR models with a reproduced paper-protocol value are compared; the published blocks
-    of the others are left to one "Published only" section (None without ``published_blocks``).
-    ``assumed`` says that a published-columns-only file was read as the paper's protocol.
+
+def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float, pub: pd.DataFrame,
+                   why: frames.Reasons, published_blocks: bool, assumed: str) -> tuple[list[Section], Section | None]:
+    """One pAUC section per evaluation group, and the published-only section.
+
+    The group of the paper's evaluation settings is set beside the published numbers for the
+    FR models with a row of the paper's protocol; the published blocks of the other FR models
+    are left to one "Published only" section (None without ``published_blocks``).
     """
-    mine = set(paper["fr"])
-    compared = pub[pub["fr"].isin(mine)]
-    rest = pub[~pub["fr"].isin(mine)]
+    compared_fr = set(tidy.loc[tidy["differs"] == "", "fr"]) & set(pub["fr"])
+    compared, rest = pub[pub["fr"].isin(compared_fr)], pub[~pub["fr"].isin(compared_fr)]
     out = []
-    if paper.empty:
-        out.append(_note("pauc", "pAUC", f"No result of the paper's protocol at {_discard_text(discard)}"
-                         + (": see Other settings." if not others.empty else ".")))
-    else:
-        out.append(Section("pauc", "pAUC", tables.pauc_table(paper, discard),
-                           tables.pauc_table(paper, discard, compared if not compared.empty else None, why),
-                           note=f"{assumed}." if assumed else ""))
-    if not others.empty:
-        out.append(Section("pauc-other", "Other settings", tables.other_settings_table(others, discard)))
+    for group in found:
+        frame = group.rows.assign(method=group.rows["label"])
+        reference = compared if group.key == "pauc" and not compared.empty else None
+        fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
+        table = tables.pauc_table(frame, discard, reference, why, title=f"pAUC at discard {discard:g}, FMR = {fmr}",
+                                  caption=_group_caption(group, discard, assumed), key=group.key, fmr=fmr,
+                                  label_notes=group.label_notes, row_order=group.order, row_methods=group.methods)
+        out.append(Section(group.key, groups.group_title(group), table))
     only = None
     if published_blocks and not rest.empty:
         only = Section("published-only", "Published only", tables.pauc_table(
-            rest, discard, title=f"Published pAUC at discard {discard:g}",
+            rest, discard, key="published-only", title=f"Published pAUC at discard {discard:g}",
             caption=(f"The paper's pAUC at a discard rate of {discard:g} and FMR = 1e-3 ({tables.LOWER_BETTER}) "
                      "for the FR models with no reproduced value (reference data, not results of this harness).")))
     return out, only
+
+
+def summary(tidy: pd.DataFrame, found: list[groups.Group], pub: pd.DataFrame) -> str:
+    """The report's first sentence: what the reader looks at, and whether anything meets the paper."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    configs = len(tidy[["method_id", "config"]].drop_duplicates())
+    methods = tidy["method"].nunique()
+    text = (f"Your results: {count(tidy['dataset'].nunique(), 'dataset')} × {count(tidy['fr'].nunique(), 'FR model')}, "
+            f"{count(methods, 'method')}" + (f" ({configs} configurations)" if configs > methods else "")
+            + f" in {count(len(found), 'evaluation group')}; ")
+    paper = tidy[tidy["differs"] == ""]
+    compared = paper[paper["fr"].isin(set(pub["fr"]))]
+    if not compared.empty:
+        cells = compared[["fr", "method", "dataset"]].drop_duplicates()
+        verb = "matches" if len(cells) == 1 else "match"
+        return text + (f"{count(len(cells), 'cell')} {verb} the paper's protocol, so the first table sets "
+                       f"{'it' if len(cells) == 1 else 'them'} beside the published values (Δ).")
+    why = " (no FR model of the paper)" if not paper.empty else ""
+    return text + f"nothing matches the paper's protocol{why}, so no Δ column."
 
 
 def results_sections(
@@ -196,17 +228,20 @@ def results_sections(
     cache: Path | None = None,
     strip: int = strips.DEFAULT_STRIP,
     images: bool = True,
-) -> tuple[list[Section], str]:
-    """Reproduced tables and figures from a results folder, and the EDC variant shown.
+) -> tuple[list[Section], str, str]:
+    """Reproduced tables and figures from a results folder, the EDC variant shown and the summary line.
 
-    Tables under the paper's captions hold only rows of the paper's protocol; the published
-    pAUC blocks of FR models with no reproduced value come last (``published_blocks``).
-    Strips show ``strip`` quantiles per (dataset, method) from the crop ``cache``
-    (default :func:`bench.core.paths.cache_dir`); ``images`` False leaves every face out.
+    pAUC tables and EDC figures come one per evaluation group (:mod:`bench.report.groups`);
+    tables under the paper's captions (averages, runtime, ablation) hold only rows of the
+    paper's protocol; the published pAUC blocks of FR models with no reproduced value come
+    last (``published_blocks``). Strips show ``strip`` quantiles per (dataset, method) from
+    the crop ``cache`` (default :func:`bench.core.paths.cache_dir`); ``images`` False leaves
+    every face out.
     """
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
-    paper, others = tidy[tidy["differs"] == ""], tidy[tidy["differs"] != ""]
-    # Ablation variants get Table 4; Tables 2/5/6/7 and Fig. 4 compare the full methods.
+    found = groups.evaluation_groups(tidy)
+    paper = groups.merge_seeds(tidy[tidy["differs"] == ""])
+    # Ablation variants get Table 4; Tables 6/7 and the runtimes compare the full methods.
     variants_only = [m for m, v in frames.ABLATION_VARIANTS.items() if v != "complete"]
     main = paper[~paper["method_id"].isin(variants_only)]
     why = {**frames.load_not_run(results), **(reasons or {})}
@@ -221,53 +256,40 @@ def results_sections(
             else:
                 out.append(Section(key, "Datasets", tables.render_table1(_table1_from_data(data_root, reference))))
         elif key == "pauc":
-            sections, only = _pauc_sections(main, others, discard, pub, why, published_blocks,
+            sections, only = _pauc_sections(tidy, found, discard, pub, why, published_blocks,
                                             assumed_note(tidy, variant))
             out += sections
         elif key == "average":
-            if main.empty:
-                out.append(_note(key, "Averages", "No result of the paper's protocol to average."))
+            # Tables 6/7 average over the paper's FR models: an average over others is not theirs.
+            theirs = main[main["fr"].isin(published.PAPER_FR)]
+            if theirs.empty:
+                out.append(_note(key, "Averages", "No result of the paper's protocol with its FR models to average."))
                 continue
-            mine = frames.averages(frames.add_means(main), pub if not pub.empty else None)
+            mine = frames.averages(frames.add_means(theirs), pub if not pub.empty else None)
             ref = frames.published_averages(reference, discard)
-            out.append(Section(key, "Averages", tables.average_table(mine, discard),
-                               tables.average_table(mine, discard, ref if not ref.empty else None)))
+            out.append(Section(key, "Averages", tables.average_table(mine, discard, ref if not ref.empty else None)))
         elif key == "runtime":
             mine = frames.runtime_frame(runs[~runs["method_id"].isin(variants_only)])
             ref = published.load_table("table3_runtime_ms", reference)
-            out.append(Section(key, "Runtime", tables.runtime_table(mine), tables.runtime_table(mine, ref))
+            out.append(Section(key, "Runtime", tables.runtime_table(mine, ref))
                        if not mine.empty else _note(key, "Runtime", "No run records a scoring time."))
         elif key == "ablation":
             ref = _at(published.load_table("table4_ablation", reference), discard)
             labels = _ablation_labels(published.load_table("table4_ablation", reference))
             mine = frames.ablation_frame(paper, labels)
             names = ", ".join(frames.ABLATION_VARIANTS)
-            out.append(Section(key, "Ablation", tables.ablation_table(mine, discard),
-                               tables.ablation_table(mine, discard, ref if not ref.empty else None))
+            out.append(Section(key, "Ablation", tables.ablation_table(mine, discard, ref if not ref.empty else None))
                        if not mine.empty else
-                       _note(key, "Ablation", f"No ablation results ({names}) with {frames.ABLATION_FR}."))
+                       _note(key, "Ablation", f"No ablation results ({names}) run as the paper's protocol with "
+                                              f"{frames.ABLATION_FR}."))
         elif key == "breakdown":
             mine = frames.breakdown_frame(runs)
             ref = published.load_table("table8_runtime_breakdown_ms", reference)
-            out.append(Section(key, "Runtime breakdown", tables.breakdown_table(mine), tables.breakdown_table(mine, ref))
+            out.append(Section(key, "Runtime breakdown", tables.breakdown_table(mine, ref))
                        if not mine.empty else
                        _note(key, "Runtime breakdown", "No DifFIQA run records a runtime_breakdown."))
         elif key == "edc":
-            if tidy.attrs["assumed"]:
-                out.append(_note(key, "EDC curves", "pauc.csv has only the published columns: no EDC curves."))
-                continue
-            curves = frames.curve_frame(results, main)
-            shaded = frames.band_frame(results, main) if bands else None
-            out.append(Section(key, "EDC curves", figure=edc_grid(curves, discard, shaded)) if not curves.empty else
-                       _note(key, "EDC curves", "No EDC curves of the paper's protocol in the results folder."))
-            # Runs of other settings get their own figure per setting, never mixed with the paper's.
-            full = others[~others["method_id"].isin(variants_only)]
-            for k, setting in enumerate(sorted(set(full["differs"])), start=1):
-                rows = full[full["differs"] == setting]
-                title = f"EDC curves — {setting}"
-                figure = edc_grid(frames.curve_frame(results, rows), discard,
-                                  frames.band_frame(results, rows) if bands else None, f"edc_grid_other_{k}", setting)
-                out.append(Section(f"edc-other-{k}", title, figure=figure))
+            out += _edc_sections(results, found, discard, bands, bool(tidy.attrs["assumed"]))
         elif key == "scores":
             scores = frames.score_frame(results)
             out.append(Section(key, "Score distributions", figure=score_distributions(scores)) if not scores.empty
@@ -281,7 +303,26 @@ def results_sections(
             out.append(_strips_section(results, cache, strip, images))
         elif key == "reconstructions":
             out.append(_reconstructions_section(results, images))
-    return out + ([only] if only is not None else []), variant
+    return out + ([only] if only is not None else []), variant, summary(tidy, found, pub)
+
+
+def _edc_sections(results: Path, found: list[groups.Group], discard: float, bands: bool,
+                  assumed: bool) -> list[Section]:
+    """One EDC figure per evaluation group: every configuration's curve (each seed's, thin),
+    panels datasets x FR models (for the paper's settings: Fig. 4)."""
+    if assumed:
+        return [_note("edc", "EDC curves", "pauc.csv has only the published columns: no EDC curves.")]
+    out = []
+    for group in found:
+        runs = group.runs.assign(method=group.runs["label"])
+        key = group.key.replace("pauc", "edc", 1)
+        title = f"EDC curves — {group.setting or groups.PAPER_SETTINGS_TITLE}"
+        name = "edc_grid" + group.key.removeprefix("pauc").replace("-", "_")
+        figure = edc_grid(frames.curve_frame(results, runs), discard,
+                          frames.band_frame(results, runs) if bands else None, name,
+                          group.setting, group.order, group.methods)
+        out.append(Section(key, title, figure=figure))
+    return out
 
 
 def _strips_section(results: Path, cache: Path | None, strip: int, images: bool) -> Section:
@@ -289,7 +330,8 @@ def _strips_section(results: Path, cache: Path | None, strip: int, images: bool)
     title = "Images ordered by quality"
     scores = frames.score_frame(results)
     if scores.empty:
-        return _note("strips", title, "No score files under scores/.")
+        return _note("strips", title, "No score files under scores/: strips order each image by its quality score "
+                                      "(bench run writes them; a reference set ships none).")
     if not images:
         return _note("strips", title, NO_IMAGES)
     cache = paths.cache_dir(cache)
@@ -322,16 +364,13 @@ def _check_out(out: Path) -> None:
 
 
 def _with_ci(section: Section) -> Section:
-    """The section with its tables printing intervals (``--ci``)."""
-    return dataclasses.replace(
-        section, table=section.table and dataclasses.replace(section.table, show_ci=True),
-        comparison=section.comparison and dataclasses.replace(section.comparison, show_ci=True))
+    """The section with its table printing intervals."""
+    return dataclasses.replace(section, table=section.table and dataclasses.replace(section.table, show_ci=True))
 
 
 def _has_ci(sections: Sequence[Section]) -> bool:
     """Whether any cell carries an interval (the HTML page then offers the toggle)."""
-    return any(c.ci for s in sections for t in (s.table, s.comparison) if t is not None
-               for b in t.blocks for r in b.rows for c in r)
+    return any(c.ci for s in sections if s.table is not None for b in s.table.blocks for r in b.rows for c in r)
 
 
 def build_report(
@@ -346,7 +385,7 @@ def build_report(
     edc_variant: str | None = None,
     reference: str = published.DEFAULT_SOURCE,
     published_blocks: bool = True,
-    ci: bool = False,
+    ci: bool = True,
     bands: bool = False,
     cache: Path | None = None,
     strip: int = strips.DEFAULT_STRIP,
@@ -359,8 +398,8 @@ def build_report(
     ``tables`` limits the sections (names or paper numbers, see :data:`ALIASES`).
     ``reasons`` maps printed (fr, method, dataset), ``*`` for any, to why a cell was not run;
     it adds to ``runs/not_run.json``. ``edc_variant`` None picks the harness default.
-    ``published_blocks`` False leaves out the published-only section; ``ci`` prints the
-    bootstrap intervals in LaTeX and Markdown (HTML always has them, behind a toggle);
+    ``published_blocks`` False leaves out the published-only section; ``ci`` False hides the
+    bootstrap intervals (LaTeX and Markdown leave them out, HTML behind a toggle);
     ``bands`` shades each EDC curve's bootstrap band (runs made with --bootstrap).
     ``cache`` is the crop cache of the image strips (default :func:`bench.core.paths.cache_dir`),
     ``strip`` their number of quantiles; ``images`` False leaves every face image out.
@@ -376,9 +415,10 @@ def build_report(
     keys = resolve_sections(tables)
     if results is None:
         sections, variant = published_sections(keys, discard, reference, data_root), ""
+        headline = f"The paper's published numbers ({reference}): no result of this harness."
     else:
-        sections, variant = results_sections(keys, Path(results), discard, reference, reasons, edc_variant, data_root,
-                                             published_blocks, bands, cache, strip, images)
+        sections, variant, headline = results_sections(keys, Path(results), discard, reference, reasons, edc_variant,
+                                                       data_root, published_blocks, bands, cache, strip, images)
     if ci:
         sections = [_with_ci(s) for s in sections]
     written: list[Path] = []
@@ -396,14 +436,13 @@ def build_report(
             atomic_write_bytes(path, gallery.jpeg)
             written.append(path)
         if section.table is not None:
-            # Markdown draws what HTML draws: the comparison when there is one.
-            shown = section.comparison or section.table
-            for suffix, text in (("tex", render_latex(section.table)), ("md", render_markdown(shown))):
+            for suffix, text in (("tex", render_latex(section.table)), ("md", render_markdown(section.table))):
                 path = out / "tables" / f"{section.key}.{suffix}"
                 atomic_write_text(path, text)
                 written.append(path)
     context = {
         "sections": sections,
+        "headline": headline,
         "figures": figures,
         "source": source if results is not None else PUBLISHED,
         "reference": reference,
@@ -411,6 +450,7 @@ def build_report(
         "edc_variant": variant,
         "compare": results is not None,
         "has_ci": _has_ci(sections),
+        "show_ci": ci,
         "version": bench.__version__,
     }
     for name in ("report.html", "report.md", "report.tex"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bench.core.cards import load_cards
 from bench.report.tables import fr_display, ordered
 from bench.results.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 
@@ -39,6 +40,12 @@ RC: dict[str, object] = {
 PNG_METADATA: dict[str, str | None] = {"Software": None}
 PDF_METADATA: dict[str, str | None] = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 HIST_BINS = 40
+# EDC panels: at most this wide (in) and the whole grid at most EDC_MAX_IN, height = width x aspect,
+# so one panel fills a page's width and Fig. 4's 4 FR models still fit one.
+EDC_PANEL_IN = 8.0
+EDC_MAX_IN = 12.0
+EDC_ASPECT = 0.55
+EDC_STYLES: tuple[str, ...] = ("-", "--", ":", "-.")
 # Composed galleries: inches per tile and per label line, and their resolution (a 112 px crop ~ 1:1).
 TILE_IN = 0.9
 LINE_IN = 0.13
@@ -59,14 +66,17 @@ class Rendered:
 
 
 def method_colours(methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    """A fixed colour per method, by its position among the paper's methods then the rest.
+    """A fixed colour per method, by its position among the paper's methods, then the other
+    registered methods, then the rest.
 
     The ten competitors take tab10; DifFIQA and DifFIQA(R) (11th, 12th) black and purple so
-    the proposed methods stand out; further methods cycle through tab20's light shades.
+    the proposed methods stand out; further methods take Dark2, then tab20b's dark shades.
     """
     palette = [*matplotlib.colormaps["tab10"].colors, (0.0, 0.0, 0.0), (0.5, 0.0, 0.5),
-               *matplotlib.colormaps["tab20"].colors[1::2]]
-    order = ordered(list(methods) + list(PAPER_METHODS), PAPER_METHODS)
+               *matplotlib.colormaps["Dark2"].colors, *matplotlib.colormaps["tab20b"].colors[::4]]
+    # Every registered method has a place, so a method keeps its colour from figure to figure.
+    known = list(dict.fromkeys([*PAPER_METHODS, *sorted(c.paper_name for c in load_cards("method").values())]))
+    order = ordered(list(methods) + known, known)
     return {m: tuple(palette[i % len(palette)]) for i, m in enumerate(order) if m in methods}
 
 
@@ -77,52 +87,91 @@ def _save(fig: Figure) -> tuple[bytes, bytes]:
     return png.getvalue(), pdf.getvalue()
 
 
+def _line_styles(labels: Sequence[str], methods: Mapping[str, str]) -> dict[str, str]:
+    """Per label a line style: the first configuration of a method solid, further ones dashed, dotted, ..."""
+    seen: dict[str, int] = {}
+    styles = {}
+    for label in labels:
+        k = seen.get(methods[label], 0)
+        seen[methods[label]] = k + 1
+        styles[label] = EDC_STYLES[k % len(EDC_STYLES)]
+    return styles
+
+
+def _fnmr_range(bottom: float, top: float) -> tuple[float, float]:
+    """The y range of an EDC panel: from 0, unless every curve stays in the upper half (CFP-FP's
+    FNMR near 0.85), where a range from 0 would flatten them into one line."""
+    if not top > 0:
+        return 0.0, 1.0
+    low = bottom - 0.1 * (top - bottom) if top / 2 < bottom < top else 0.0
+    return max(low, 0.0), top + 0.05 * (top - low)
+
+
 def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = None, name: str = "edc_grid",
-             setting: str = "") -> Rendered:
+             setting: str = "", order: Sequence[str] = (), methods: Mapping[str, str] | None = None) -> Rendered:
     """Fig. 4: rows datasets x columns FR models, one step curve (FNMR vs discard) per method.
 
-    ``curves`` has columns fr, method, dataset, discard_fraction, fnmr (the stored EDC points).
-    Curves are drawn non-interpolated (each point's FNMR holds until the next point) up to
-    ``discard``, the pAUC limit. ``bands`` (fr, method, dataset, discard_fraction, low, high)
-    adds each curve's pointwise 95 % bootstrap band, shaded in the curve's colour. ``setting``
-    names how the runs differ from the paper's protocol (its caption says so; "" = the paper's).
+    ``curves`` has columns fr, method, dataset, discard_fraction, fnmr (the stored EDC points)
+    and optionally run_id. ``method`` is what the legend names: a method configuration's
+    label in an evaluation group's figure, listed in ``order``; ``methods`` maps a label to
+    its method, which picks the colour (a second configuration of a method gets the same
+    colour, dashed). Several runs of one label (a seeded method's seeds) are drawn thin, with
+    one legend entry. Curves are drawn non-interpolated (each point's FNMR holds until the
+    next point) up to ``discard``, the pAUC limit. ``bands`` (fr, method, dataset,
+    discard_fraction, low, high) adds each curve's pointwise 95 % bootstrap band, shaded in the
+    curve's colour (not the seeds' of a seeded method). ``setting`` names how the runs differ
+    from the paper's evaluation (its caption says so; "" = the paper's). Panels are sized to be
+    read at full page width.
     """
     datasets = ordered(curves["dataset"], PAPER_DATASETS)
     frs = ordered(curves["fr"], PAPER_FR)
-    methods = ordered(curves["method"], PAPER_METHODS)
-    colours = method_colours(methods)
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(2.6 * len(frs) + 0.4, 2.0 * len(datasets) + 0.8), layout="constrained")
+    labels = ordered(curves["method"], list(dict.fromkeys([*order, *PAPER_METHODS])))
+    methods = {label: (methods or {}).get(label, label) for label in labels}
+    by_method = method_colours(list(dict.fromkeys(methods.values())))
+    colours = {label: by_method[methods[label]] for label in labels}
+    styles = _line_styles(labels, methods)
+    runs = curves["run_id"] if "run_id" in curves.columns else pd.Series("", index=curves.index)
+    seeded = bool((runs.groupby([curves["method"], curves["fr"], curves["dataset"]]).nunique() > 1).any())
+    width = min(EDC_PANEL_IN, EDC_MAX_IN / len(frs)) if frs else EDC_PANEL_IN
+    with matplotlib.rc_context({**RC, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 9}):
+        fig = Figure(figsize=(width * len(frs) + 0.5, width * EDC_ASPECT * len(datasets) + 1.0), layout="constrained")
         axes = fig.subplots(len(datasets), len(frs), squeeze=False)
         for (i, dataset), (j, fr) in ((a, b) for a in enumerate(datasets) for b in enumerate(frs)):
             ax = axes[i][j]
-            panel = curves[(curves["dataset"] == dataset) & (curves["fr"] == fr)]
-            top = 0.0
-            for method in methods:
-                points = panel[panel["method"] == method].sort_values("discard_fraction", kind="stable")
-                if points.empty:
-                    continue
-                x = points["discard_fraction"].to_numpy(float)
-                y = points["fnmr"].to_numpy(float)
-                # Extend the last step to the limit so every curve spans the plotted range.
-                inside = x <= discard
-                x_plot = np.append(x[inside], discard)
-                y_plot = np.append(y[inside], y[inside][-1] if inside.any() else np.nan)
-                ax.plot(x_plot, y_plot, drawstyle="steps-post", color=colours[method], lw=1.0, label=method)
-                finite = y_plot[np.isfinite(y_plot)]
-                top = max(top, float(finite.max()) if finite.size else 0.0)
-                if bands is not None:
-                    band = bands[(bands["dataset"] == dataset) & (bands["fr"] == fr) & (bands["method"] == method)]
+            here = (curves["dataset"] == dataset) & (curves["fr"] == fr)
+            panel = curves[here]
+            top, bottom = 0.0, math.inf
+            for label in labels:
+                mine = panel[panel["method"] == label]
+                ids = list(dict.fromkeys(runs[mine.index]))
+                for run_id in ids:
+                    points = mine[runs[mine.index] == run_id].sort_values("discard_fraction", kind="stable")
+                    x = points["discard_fraction"].to_numpy(float)
+                    y = points["fnmr"].to_numpy(float)
+                    # Extend the last step to the limit so every curve spans the plotted range.
+                    inside = x <= discard
+                    x_plot = np.append(x[inside], discard)
+                    y_plot = np.append(y[inside], y[inside][-1] if inside.any() else np.nan)
+                    thin = len(ids) > 1
+                    ax.plot(x_plot, y_plot, drawstyle="steps-post", color=colours[label], ls=styles[label],
+                            lw=0.8 if thin else 1.4, alpha=0.55 if thin else 1.0)
+                    finite = y_plot[np.isfinite(y_plot)]
+                    top = max(top, float(finite.max()) if finite.size else 0.0)
+                    bottom = min(bottom, float(finite.min()) if finite.size else math.inf)
+                # One band per curve: the seeds of a seeded method (thin lines) would stack theirs.
+                if bands is not None and len(ids) == 1:
+                    band = bands[(bands["dataset"] == dataset) & (bands["fr"] == fr) & (bands["method"] == label)]
                     band = band[band["discard_fraction"] <= discard]
                     if not band.empty:
                         ax.fill_between(band["discard_fraction"].to_numpy(float), band["low"].to_numpy(float),
-                                        band["high"].to_numpy(float), step="post", color=colours[method], alpha=0.15,
+                                        band["high"].to_numpy(float), step="post", color=colours[label], alpha=0.15,
                                         lw=0)
                         top = max(top, float(np.nanmax(band["high"].to_numpy(float))))
+                        bottom = min(bottom, float(np.nanmin(band["low"].to_numpy(float))))
             if panel.empty:
                 ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.5")
             ax.set_xlim(0.0, discard)
-            ax.set_ylim(0.0, top * 1.05 if top > 0 else 1.0)
+            ax.set_ylim(*_fnmr_range(bottom, top))
             ax.grid(True, lw=0.3, alpha=0.5)
             if i == 0:
                 ax.set_title(fr_display(fr))
@@ -130,12 +179,13 @@ def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = 
                 ax.set_ylabel(f"{dataset}\nFNMR")
             if i == len(datasets) - 1:
                 ax.set_xlabel("discard fraction")
-        handles = [Line2D([], [], color=colours[m], lw=1.5) for m in methods]
-        _legend(fig, handles, methods)
+        handles = [Line2D([], [], color=colours[label], ls=styles[label], lw=1.5) for label in labels]
+        _legend(fig, handles, labels)
         png, pdf = _save(fig)
     caption = (
         f"Non-interpolated EDC curves (FNMR at FMR = 1e-3 against the fraction of discarded comparisons) "
         f"up to a discard rate of {discard:g}; rows are datasets, columns FR models (cf. Fig. 4)."
+        + (" Thin lines: each seed of a seeded method." if seeded else "")
         + (" Shaded: pointwise 95 % bootstrap band of each curve." if bands is not None and not bands.empty else "")
     )
     if setting:
@@ -191,8 +241,10 @@ def score_distributions(scores: pd.DataFrame) -> Rendered:
 
 
 def _legend(fig: Figure, handles: list, labels: list[str]) -> None:
-    """Legend above the panels, with as many columns as fit the figure's width (~1.2 in each)."""
-    ncols = max(1, min(len(labels), 6, int(fig.get_figwidth() / 1.2)))
+    """Legend above the panels, with as many columns as fit the figure's width (the longest
+    label's, at least ~1.2 in each)."""
+    column = max(1.2, 0.45 + 0.075 * max((len(label) for label in labels), default=0))
+    ncols = max(1, min(len(labels), 6, int(fig.get_figwidth() / column)))
     fig.legend(handles, labels, loc="outside upper center", ncols=ncols, frameon=False)
 
 

@@ -17,10 +17,19 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench.core.cards import load_cards, paper_name, registered_name
+from bench.core.cards import load_cards, registered_name
 from bench.core.errors import DataError
+from bench.report.names import card_name, fr_name
 from bench.results import published
-from bench.results.table import ALL_FOLDS, latest_per_identity, paper_rows, protocol_differences, read_pauc_csv
+from bench.results.table import (
+    ALL_FOLDS,
+    PAPER_FMR,
+    PAPER_SETTINGS,
+    latest_per_identity,
+    paper_quality_fr,
+    read_pauc_csv,
+    read_run_record,
+)
 from bench.stats.edc import VARIANTS
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
@@ -50,11 +59,16 @@ BREAKDOWN_STEPS: dict[str, str] = {
 DIFFIQA = "diffiqa"
 
 Reasons = Mapping[tuple[str, str, str], str]
+EVALUATION_FR = "the evaluating FR model"
 
 
-def printed_fr(name: str) -> str:
-    """FR key as used by the published tables: lower-case ids (``arcface``)."""
-    return paper_name("fr", name).lower()
+def printed_fr(name: str, sha256: str | None = None) -> str:
+    """FR key as used by the published tables: lower-case ids (``arcface``); an FR model that
+    is not the paper's keeps its display name (:func:`bench.report.names.fr_name`)."""
+    card = load_cards("fr").get(name)
+    if card is not None and card.get("paper_name"):
+        return card.paper_name.lower()
+    return fr_name(name, sha256)
 
 
 def choose_variant(variants: list[str], wanted: str | None, path: Path) -> str:
@@ -66,19 +80,90 @@ def choose_variant(variants: list[str], wanted: str | None, path: Path) -> str:
     for variant in VARIANTS:
         if variant in variants:
             return variant
-    return sorted(variants)[0]
+    return min(variants)
+
+
+def evaluation_differences(row: Any, edc_variant: str) -> str:
+    """What of a row's *evaluation* (the comparisons and how they are scored) differs from the
+    paper's: EDC variant, FMR, folds, quality and template rule ("" = the paper's settings).
+
+    Rows with equal evaluations (and FR model, dataset) are scored on the same comparisons at
+    the same threshold: they share a table column, a plot panel and paired tests.
+    """
+    parts: list[str] = []
+    if row.edc_variant != edc_variant:
+        parts.append(f"EDC {row.edc_variant}")
+    if not math.isclose(float(row.fmr), PAPER_FMR, rel_tol=1e-9):
+        parts.append(f"FMR {float(row.fmr):g}")
+    if row.folds != ALL_FOLDS:
+        parts.append(f"folds {row.folds}")
+    if row.quality_rule != PAPER_SETTINGS["quality_rule"]:
+        parts.append(f"quality rule {row.quality_rule}")
+    if row.template_rule != PAPER_SETTINGS["template_rule"]:
+        parts.append(f"template rule {row.template_rule}")
+    return "; ".join(parts)
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def configuration_differences(method: str, fr: str, quality_fr: str, method_options: str,
+                              names: Mapping[str, str] | None = None, paper: bool = True) -> str:
+    """What of a method's *configuration* differs from the paper's: its quality FR model and its
+    non-default options, e.g. ``quality FR dlib-torch (paper: CosFace); repeats = 1 (paper: 10)``.
+
+    ``names`` maps FR names to printed ones; ``paper`` False leaves the "(paper: ...)" parts out
+    (a row label telling two configurations apart).
+    """
+    names = names or {}
+    parts: list[str] = []
+    wanted = paper_quality_fr(method, fr)
+    if quality_fr != wanted:
+        shown = names.get(quality_fr, fr_name(quality_fr))
+        # A method whose card names no quality FR model uses the one that evaluates: say so, not its name.
+        paper_fr = EVALUATION_FR if wanted == fr else names.get(wanted, fr_name(wanted))
+        parts.append(f"quality FR {shown}" + (f" (paper: {paper_fr})" if paper else ""))
+    try:
+        options = json.loads(method_options) if method_options not in ("", "{}") else {}
+    except json.JSONDecodeError:
+        options = {"method options": method_options}
+    card = load_cards("method").get(method)
+    declared = (card.get("options") or {}) if card is not None else {}
+    for key in sorted(options):
+        default = declared.get(key, {}).get("default") if isinstance(declared.get(key), dict) else None
+        parts.append(f"{key} = {_value(options[key])}"
+                     + (f" (paper: {_value(default)})" if paper and default is not None else ""))
+    return "; ".join(parts)
+
+
+def _weights_hashes(results: Path, run_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Per run: the sha256 of its FR model's weights and of its quality FR model's (None unknown)."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for run_id in sorted(set(run_ids)):
+        path = results / "runs" / f"{run_id}.json"
+        record = read_run_record(path) if path.is_file() else {}
+        fr_hash = (record.get("fr_provenance") or {}).get("fr_weights_sha256")
+        quality_hash = (record.get("score_provenance") or {}).get("quality_fr_weights_sha256")
+        out[run_id] = (fr_hash, quality_hash)
+    return out
 
 
 def results_pauc(results: Path, discard: float, edc_variant: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Tidy reproduced pAUC at ``discard``: one row per identity, the latest run winning.
+    """Tidy reproduced pAUC at ``discard``: one row per identity (every seed), the latest run winning.
 
     Returns the frame and the EDC variant taken as the paper's protocol. Columns: printed
-    names in ``fr``/``method``/``dataset``, registered ones in ``*_id``, ``pauc``,
-    ``pauc_lo``/``pauc_hi`` (NaN when no interval was computed), ``folds``, ``n_mated``,
-    ``n_nonmated``, ``run_id`` and ``differs``: ``""`` for the paper's protocol (one row per
-    cell, the latest), else what differs from it (:func:`bench.results.table.protocol_differences`),
-    so such rows are never shown under the paper's captions. ``attrs["assumed"]`` lists the
-    columns a published-columns-only file lacked (:func:`bench.results.table.read_pauc_csv`).
+    names in ``fr`` (key of the published tables, :func:`printed_fr`), ``method``, ``dataset``
+    and ``quality_fr``; registered ones in ``*_id``; ``pauc``, ``pauc_lo``/``pauc_hi`` (NaN
+    when no interval was computed), ``pauc_note`` (why a pAUC is undefined), the evaluation
+    columns (``edc_variant``, ``fmr``, ``folds``, ``quality_rule``, ``template_rule``,
+    ``fr_options``) and ``setting`` (:func:`evaluation_differences`), the configuration
+    columns (``method_options``, ``seed``) and ``config`` (:func:`configuration_differences`;
+    ``config_short`` without the paper's values),
+    ``differs`` (both: ``""`` for the paper's protocol), ``n_mated``, ``n_nonmated``,
+    ``run_id``, ``note`` (comparison counts unlike the paper's) and ``replicates``.
+    ``attrs["assumed"]`` lists the columns a published-columns-only file lacked
+    (:func:`bench.results.table.read_pauc_csv`).
     """
     path = results / "pauc.csv"
     raw = read_pauc_csv(results)
@@ -87,28 +172,42 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
         present = ", ".join(f"{d:g}" for d in sorted(raw["discard"].unique()))
         raise DataError(f"{path}: no rows at discard {discard:g} (present: {present or 'none'})")
     variant = choose_variant(sorted(rows["edc_variant"].unique()), edc_variant, path)
-    rows = latest_per_identity(rows)
-    differs = protocol_differences(rows, variant)
-    others = rows[(differs != "").to_numpy()].assign(differs=differs[differs != ""].to_numpy())
-    # As for the paper's protocol, seeds do not define a setting: the latest run stands for it.
-    others = others.drop_duplicates(subset=["differs", "fr", "method", "dataset"], keep="last")
-    rows = pd.concat([paper_rows(rows, variant).assign(differs=""), others], ignore_index=True)
+    rows = latest_per_identity(rows).reset_index(drop=True)
+    hashes = _weights_hashes(results, list(rows["run_id"]))
+    fr_names = {fr: fr_name(fr, hashes[r][0]) for fr, r in zip(rows["fr"], rows["run_id"], strict=True)}
+    for quality_fr, r, fr in zip(rows["quality_fr"], rows["run_id"], rows["fr"], strict=True):
+        fr_names.setdefault(quality_fr, fr_name(quality_fr, hashes[r][0] if quality_fr == fr else hashes[r][1]))
+    setting = [evaluation_differences(r, variant) for r in rows.itertuples(index=False)]
+    configs = list(zip(rows["method"], rows["fr"], rows["quality_fr"], rows["method_options"], strict=True))
+    config = [configuration_differences(*c, fr_names) for c in configs]
+    config_short = [configuration_differences(*c, fr_names, paper=False) for c in configs]
+    fr_options = ["" if o in ("", "{}") else f"FR options {o}" for o in rows["fr_options"]]
+    differs = ["; ".join(p for p in parts if p) for parts in zip(setting, config, fr_options, strict=True)]
+    notes = rows["pauc_note"] if "pauc_note" in rows.columns else pd.Series("", index=rows.index)
     tidy = pd.DataFrame(
         {
             "discard": float(discard),
-            "fr": [printed_fr(n) for n in rows["fr"]],
-            "method": [paper_name("method", n) for n in rows["method"]],
-            "dataset": [paper_name("dataset", n) for n in rows["dataset"]],
-            **{c: rows[c].to_numpy() for c in ("pauc", "pauc_lo", "pauc_hi", "folds", "n_mated", "n_nonmated",
-                                               "run_id", "differs")},
+            "fr": [printed_fr(n, hashes[r][0]) for n, r in zip(rows["fr"], rows["run_id"], strict=True)],
+            "method": [card_name("method", n) for n in rows["method"]],
+            "dataset": [card_name("dataset", n) for n in rows["dataset"]],
+            "quality_fr": [fr_names[q] for q in rows["quality_fr"]],
+            **{c: rows[c].to_numpy() for c in ("pauc", "pauc_lo", "pauc_hi", "edc_variant", "fmr", "folds",
+                                               "quality_rule", "template_rule", "fr_options", "method_options",
+                                               "seed", "n_mated", "n_nonmated", "run_id")},
+            "pauc_note": notes.fillna("").astype(str).to_numpy(),
+            "setting": setting,
+            "config": config,
+            "config_short": config_short,
+            "differs": differs,
             "fr_id": rows["fr"].to_numpy(),
             "method_id": rows["method"].to_numpy(),
             "dataset_id": rows["dataset"].to_numpy(),
+            "quality_fr_id": rows["quality_fr"].to_numpy(),
         }
     )
     tidy["note"] = cell_notes(tidy)
     tidy["replicates"] = [_replicates(results, run_id, discard) for run_id in tidy["run_id"]]
-    tidy = tidy.sort_values(["differs", "fr", "method", "dataset"], kind="stable").reset_index(drop=True)
+    tidy = tidy.sort_values(["differs", "fr", "method", "dataset", "seed"], kind="stable").reset_index(drop=True)
     tidy.attrs["assumed"] = raw.attrs["assumed"]
     return tidy, variant
 
@@ -118,7 +217,7 @@ def _stored_bootstrap(results: Path, run_id: str) -> Any:
     from bench.stats import bootstrap
 
     path = results / "runs" / f"{run_id}.json"
-    entry = (json.loads(path.read_text(encoding="utf-8")).get("bootstrap") or {}) if path.is_file() else {}
+    entry = (read_run_record(path).get("bootstrap") or {}) if path.is_file() else {}
     return bootstrap.load(path.parent / entry["file"]) if "file" in entry else None
 
 
@@ -149,15 +248,16 @@ class Replicates(tuple):
 
 
 def cell_notes(tidy: pd.DataFrame) -> list[str]:
-    """Per row, its folds and comparison counts where they differ from the paper's protocol.
+    """Per row, its comparison counts where they differ from the paper's protocol.
 
     The paper's counts are the dataset cards' ``[table1]`` mated / non-mated comparisons;
-    an unknown count (a published-columns-only file) says nothing.
+    an unknown count (a published-columns-only file) says nothing. (Folds are part of the
+    evaluation: a group's title names them.)
     """
     cards = load_cards("dataset")
     notes = []
     for row in tidy.itertuples(index=False):
-        parts = [] if row.folds == ALL_FOLDS else [f"folds {row.folds}"]
+        parts = []
         card = cards.get(row.dataset_id) or cards.get(registered_name("dataset", row.dataset_id) or "")
         paper = card.get("table1", {}) if card is not None else {}
         counts = (row.n_mated, row.n_nonmated)
@@ -248,9 +348,9 @@ def load_runs(results: Path) -> pd.DataFrame:
                 "method_id": meta["method"],
                 "dataset_id": meta["dataset"],
                 "fr_id": meta["fr"],
-                "method": paper_name("method", meta["method"]),
-                "dataset": paper_name("dataset", meta["dataset"]),
-                "fr": printed_fr(meta["fr"]),
+                "method": card_name("method", meta["method"]),
+                "dataset": card_name("dataset", meta["dataset"]),
+                "fr": printed_fr(meta["fr"], (meta.get("fr_provenance") or {}).get("fr_weights_sha256")),
                 "seconds_per_image_mean": _float(meta.get("seconds_per_image_mean")),
                 "seconds_per_image_std": _float(meta.get("seconds_per_image_std")),
                 "device": str(meta.get("device") or "unknown device"),
@@ -347,19 +447,35 @@ def band_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
+def _check_curve_identity(path: Path, metadata: Mapping[bytes, bytes], row: Any) -> None:
+    """Refuse a curve file whose metadata names another run or cell than the pauc.csv row drawn with it.
+
+    ``bench run`` writes the run id and the cell's identity into each curve's metadata; a
+    file without them (made by other code) is taken as named.
+    """
+    wanted = {"run_id": row.run_id, **{k: getattr(row, f"{k}_id", None) for k in ("method", "fr", "dataset")}}
+    for key, value in wanted.items():
+        found = metadata.get(key.encode())
+        if found is not None and value is not None and found.decode() != str(value):
+            raise DataError(f"{path}: EDC curve of {key} {found.decode()!r}, but the pauc.csv row drawn with it has "
+                            f"{value!r}: the file belongs to another run")
+
+
 def curve_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
-    """The EDC points of the runs behind ``tidy``: fr, method, dataset, discard_fraction, fnmr."""
+    """The EDC points of the runs behind ``tidy``: fr, method, dataset, run_id, discard_fraction, fnmr
+    (``method`` as ``tidy`` labels the row: a method configuration's label in a group's figure)."""
     parts = []
     for row in tidy.sort_values(["fr", "method", "dataset"]).itertuples():
         path = results / "curves" / f"{row.run_id}.parquet"
         if not path.is_file():
             raise DataError(f"{path}: EDC curve of run {row.run_id} not found")
         try:
-            points = pq.read_table(path, columns=["discard_fraction", "fnmr"]).to_pandas()
+            table = pq.read_table(path, columns=["discard_fraction", "fnmr"])
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
             raise DataError(f"{path}: cannot read EDC curve ({exc})") from exc
-        parts.append(points.assign(fr=row.fr, method=row.method, dataset=row.dataset))
-    columns = ["fr", "method", "dataset", "discard_fraction", "fnmr"]
+        _check_curve_identity(path, table.schema.metadata or {}, row)
+        parts.append(table.to_pandas().assign(fr=row.fr, method=row.method, dataset=row.dataset, run_id=row.run_id))
+    columns = ["fr", "method", "dataset", "run_id", "discard_fraction", "fnmr"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
@@ -392,15 +508,17 @@ def score_frame(results: Path) -> pd.DataFrame:
         scores = table.column("score").to_numpy().astype(float)
         if flag.lower() == b"false":
             scores = -scores
+        fr_id = meta.get(b"fr", fr.encode()).decode()
+        sha = meta.get(b"quality_fr_weights_sha256", b"").decode() or None
         parts.append(pd.DataFrame({
-            "method": paper_name("method", method_id),
-            "dataset": paper_name("dataset", dataset_id),
-            "fr": printed_fr(fr) if fr else "",
+            "method": card_name("method", method_id),
+            "dataset": card_name("dataset", dataset_id),
+            "fr": printed_fr(fr_id, sha) if fr else "",
             "image_id": table.column("image_id").to_pylist(),
             "score": scores,
             "method_id": method_id,
             "dataset_id": dataset_id,
-            "fr_id": meta.get(b"fr", fr.encode()).decode(),
+            "fr_id": fr_id,
             "higher_is_better": flag.lower() == b"true",
         }))
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
@@ -438,7 +556,7 @@ def load_not_run(results: Path) -> dict[tuple[str, str, str], str]:
     entries = _read_json(path)
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "reason" in e for e in entries):
         raise DataError(f"{path}: expected a list of objects with a 'reason'")
-    mappers = {"fr": printed_fr, "method": lambda n: paper_name("method", n), "dataset": lambda n: paper_name("dataset", n)}
+    mappers = {"fr": printed_fr, "method": lambda n: card_name("method", n), "dataset": lambda n: card_name("dataset", n)}
     reasons = {}
     for entry in entries:
         key = tuple(mappers[k](entry[k]) if k in entry else WILDCARD for k in ("fr", "method", "dataset"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from bench.core.errors import DataError
 from bench.report.frames import ABLATION_DATASETS, MEAN, Reasons, Replicates, add_means, reason_for
 from bench.report.model import Block, Cell, HeaderCell, Table, fmt, fmt_delta, header_row
-from bench.results.check import OTHER_PROTOCOL, status_counts
+from bench.results.check import OTHER_PROTOCOL, UNDEFINED, status_counts
 from bench.results.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
 
 PAUC_DECIMALS = 3
@@ -39,7 +40,7 @@ BREAKDOWN_SYMBOLS: dict[str, str] = {
     "total": "sum",
 }
 DRIFT_COLUMNS: tuple[str, ...] = ("fr", "method", "dataset", "discard", "reproduced", "published", "delta", "status")
-DRIFT_STATUSES: tuple[str, ...] = ("match", "drift", "not reproduced", "no published value")
+DRIFT_STATUSES: tuple[str, ...] = ("match", "drift", "not reproduced", "no published value", UNDEFINED)
 DRIFT_DECIMALS = 4
 SERFIQ_NOTE = "n/a: SER-FIQ was used to create XQLFW, so the paper does not report it there."
 LOWER_BETTER = "lower is better"
@@ -54,6 +55,38 @@ def ordered(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
     """Distinct ``values``: those in ``canonical`` in its order, then the rest sorted."""
     present = set(values)
     return [v for v in canonical if v in present] + sorted(present - set(canonical))
+
+
+# Methods that bracket every table (no quality at all, perfect knowledge): last, in this order.
+ANCHORS: tuple[str, ...] = ("oracle", "random")
+
+
+def method_rank(method: str) -> tuple[int, int]:
+    """Sort key of a printed method: the paper's in its order, then the others, the anchors last."""
+    if method in PAPER_METHODS:
+        return 0, PAPER_METHODS.index(method)
+    if method in ANCHORS:
+        return 2, ANCHORS.index(method)
+    return 1, 0
+
+
+def row_sequence(labels: Iterable[str], row_order: Sequence[str], row_methods: Mapping[str, str]) -> list[str]:
+    """Distinct row labels in table order: by their method (:func:`method_rank`), then as
+    ``row_order`` lists them, then by name. ``row_methods`` maps a label to its method (a label
+    it does not know is a method's printed name)."""
+    def key(label: str) -> tuple:
+        where = row_order.index(label) if label in row_order else len(row_order)
+        return (*method_rank(row_methods.get(label, label)), where, label)
+
+    return sorted(set(labels), key=key)
+
+
+def fmr_text(fmr: float) -> str:
+    """An FMR as the paper prints it: ``1e-3``, ``1e-4``, ``0.1``."""
+    if fmr >= 0.01:
+        return f"{fmr:g}"
+    mantissa, _, exponent = f"{fmr:e}".partition("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def fr_display(fr: str) -> str:
@@ -149,11 +182,29 @@ def _footnote(refs: list[str] | None, text: str) -> str:
 
 
 def _interval(bounds: tuple[float, float] | None, decimals: int) -> tuple[str, str]:
-    """(half-width as printed, hover text) of a bootstrap interval; empty when there is none."""
+    """(bootstrap interval as printed, ``[0.520, 0.580]``, hover text); empty when there is none."""
     if bounds is None or any(math.isnan(b) for b in bounds):
         return "", ""
-    lo, hi = bounds
-    return fmt((hi - lo) / 2, decimals), f"bootstrap interval {fmt(lo, decimals)} – {fmt(hi, decimals)}"
+    lo, hi = (fmt(b, decimals) for b in bounds)
+    return f"[{lo}, {hi}]", f"95 % bootstrap interval {lo} – {hi}"
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """What a reproduced value carries besides itself (:func:`_cell_info`).
+
+    ``note``: how its comparisons differ from the paper's (a footnote marker); ``interval``:
+    its bootstrap interval; ``replicates``: for the paired test against the best; ``sd`` and
+    ``seeds``: a seeded method's spread over seeds and the per-seed values (the value is their
+    mean); ``undefined``: why the pAUC is undefined (printed n/a).
+    """
+
+    note: str = ""
+    interval: tuple[float, float] | None = None
+    replicates: Replicates | None = None
+    sd: float = math.nan
+    seeds: str = ""
+    undefined: str = ""
 
 
 def _grid(
@@ -166,38 +217,43 @@ def _grid(
     pub: Mapping[CellKey, float] | None = None,
     missing: Mapping[CellKey, str] | None = None,
     refs: list[str] | None = None,
-    notes: Mapping[CellKey, str] | None = None,
-    intervals: Mapping[CellKey, tuple[float, float]] | None = None,
+    info: Mapping[CellKey, CellInfo] | None = None,
     no_delta: Collection[CellKey] = (),
-    replicates: Mapping[CellKey, Replicates] | None = None,
+    label_notes: Mapping[str, str] | None = None,
 ) -> tuple[tuple[Cell, ...], ...]:
     """Body rows: a label, then per column the value (bold/colour marked).
 
     With ``pub`` every column becomes reproduced | published | delta, and a value absent
     from ``rep`` reads "not run"; when ``missing`` knows why, the cell carries the reason and
     a marker ``[n]`` indexing ``refs`` (footnote texts in order of first use, filled in
-    here). A value with a ``notes`` entry (what differs from the paper's protocol) gets a
-    marker too; one with an ``intervals`` entry carries its interval (hover, ``ci``).
-    Cells in ``no_delta`` show both values but no delta (they average different cells).
+    here). A value's ``info`` adds markers (what differs from the paper's protocol, the
+    per-seed values), its interval and its replicates (ties with the best); a row's
+    ``label_notes`` entry (how its configuration differs from the paper's) marks its label.
+    Cells in ``no_delta`` show both values but no delta (they are not the same cell).
     """
+    info = info or {}
+    replicates = {k: i.replicates for k, i in info.items() if i.replicates is not None}
     marks = column_marks(rows, cols, rep, decimals, rank_col, replicates)
     body = []
     for row in rows:
-        cells = [Cell(labels.get(row, row), kind="label")]
+        cells = [Cell(labels.get(row, row), kind="label", ref=_footnote(refs, (label_notes or {}).get(row, "")))]
         for col in cols:
             value = rep.get((row, col))
             bold, rank = marks[(row, col)]
+            extra = info.get((row, col), CellInfo())
             if (row, col) not in rep:
                 note = (missing or {}).get((row, col), "")
                 ref = _footnote(refs, f"not run: {note}" if note else "")
                 cells.append(Cell("not run" if pub is not None else "—", kind="missing", note=note, ref=ref))
             elif value is None or math.isnan(value):
-                cells.append(Cell("n/a", kind="na"))
+                why = extra.undefined
+                cells.append(Cell("n/a", kind="na", note=why, ref=_footnote(refs, f"n/a: {why}" if why else "")))
             else:
-                note = (notes or {}).get((row, col), "")
-                ci, hover = _interval((intervals or {}).get((row, col)), decimals)
-                cells.append(Cell(fmt(value, decimals), bold=bold, rank=rank, ref=_footnote(refs, note),
-                                  note="; ".join(t for t in (hover, note) if t), ci=ci))
+                ci, hover = _interval(extra.interval, decimals)
+                spread = "" if math.isnan(extra.sd) else f" ± {fmt(extra.sd, decimals)}"
+                cells.append(Cell(fmt(value, decimals) + spread, bold=bold, rank=rank,
+                                  ref=_footnote(refs, extra.note) + _footnote(refs, extra.seeds),
+                                  note="; ".join(t for t in (hover, extra.note, extra.seeds) if t), ci=ci))
             if pub is None:
                 continue
             ref = pub.get((row, col))
@@ -237,17 +293,26 @@ def _mean_footnote(means: pd.DataFrame, n_cols: int) -> str:
     return text + f" except {', '.join(listed)})."
 
 
-def _cell_info(frame: pd.DataFrame) -> tuple[dict[CellKey, str], dict[CellKey, tuple[float, float]],
-                                             dict[CellKey, Replicates]]:
-    """Per (method, dataset): the ``note`` column's text, the ``pauc_lo``/``pauc_hi`` interval
-    and the stored bootstrap replicates (column ``replicates``)."""
-    keys = list(zip(frame["method"], frame["dataset"]))
-    notes = dict(zip(keys, frame["note"])) if "note" in frame.columns else {}
-    intervals = ({k: (float(lo), float(hi)) for k, lo, hi in zip(keys, frame["pauc_lo"], frame["pauc_hi"], strict=True)}
-                 if {"pauc_lo", "pauc_hi"} <= set(frame.columns) else {})
-    reps = ({k: r for k, r in zip(keys, frame["replicates"], strict=True) if isinstance(r, Replicates)}
-            if "replicates" in frame.columns else {})
-    return {k: str(v) for k, v in notes.items() if isinstance(v, str) and v}, intervals, reps
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _float_or_nan(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _cell_info(frame: pd.DataFrame) -> dict[CellKey, CellInfo]:
+    """Per (method, dataset) the :class:`CellInfo` of the frame's optional columns: ``note``,
+    ``pauc_lo``/``pauc_hi``, ``replicates``, ``pauc_sd``, ``seeds`` and ``pauc_note``."""
+    out = {}
+    for row in frame.to_dict("records"):
+        lo, hi = _float_or_nan(row.get("pauc_lo")), _float_or_nan(row.get("pauc_hi"))
+        reps = row.get("replicates")
+        out[(row["method"], row["dataset"])] = CellInfo(
+            note=_text(row.get("note")), interval=None if math.isnan(lo) or math.isnan(hi) else (lo, hi),
+            replicates=reps if isinstance(reps, Replicates) else None, sd=_float_or_nan(row.get("pauc_sd")),
+            seeds=_text(row.get("seeds")), undefined=_text(row.get("pauc_note")))
+    return out
 
 
 def _unlike_means(mine: pd.DataFrame, ref: pd.DataFrame) -> set[CellKey]:
@@ -260,6 +325,13 @@ def _unlike_means(mine: pd.DataFrame, ref: pd.DataFrame) -> set[CellKey]:
     return {(m, MEAN) for m in mine_sets if m in ref_sets and mine_sets[m] != ref_sets[m]}
 
 
+SEEDS_NOTE = "value ± sd: a seeded method's mean over its seeds and their standard deviation (not an interval)."
+INTERVAL_NOTE = "[low, high]: the 95 % bootstrap interval of the pAUC (subjects resampled)."
+COMPARE_NOTE = "rep. = reproduced, pub. = published (the paper's numbers, reference data), Δ = reproduced − published."
+OTHER_CONFIG_NOTE = ("Δ only for rows run as the paper ran the method; a row marked with how its configuration "
+                     "differs stands beside the paper's value without a Δ.")
+
+
 def pauc_table(
     frame: pd.DataFrame,
     discard: float,
@@ -268,53 +340,68 @@ def pauc_table(
     *,
     title: str | None = None,
     caption: str | None = None,
+    key: str = "pauc",
+    fmr: str = "1e-3",
+    label_notes: Mapping[str, str] | None = None,
+    row_order: Sequence[str] = (),
+    row_methods: Mapping[str, str] | None = None,
 ) -> Table:
     """Tables 2/5: one block per FR model, methods as rows, datasets then ``mean`` as columns.
 
     ``frame`` has columns fr, method, dataset, pauc (printed names; ``mean`` rows optional:
-    missing means are averaged over the datasets present), optionally ``note`` (what
-    differs from the paper's protocol: a footnote marker) and ``pauc_lo``/``pauc_hi`` (the
-    interval). With ``reference`` (published rows, same columns) every cell becomes
-    reproduced | published | delta, covering the union of both, and cells absent from
-    ``frame`` read "not run" (reason from ``reasons``). ``title``/``caption`` replace the
-    paper's.
+    missing means are averaged over the datasets present; one dataset gets no mean column)
+    and optionally the :func:`_cell_info` columns and ``config`` (a non-empty one says the row
+    is not run as the paper ran the method: it gets no Δ). ``method`` is the row label: a
+    method configuration's in an evaluation group's table, whose ``label_notes`` say how it
+    differs from the paper's; rows follow the paper's method order, the anchors (oracle,
+    random) last, and a method's configurations as ``row_order`` lists them (``row_methods``
+    maps a label to its method, :func:`row_sequence`). With ``reference`` (published rows,
+    same columns) every cell becomes reproduced | published | delta, covering the union of
+    both, and cells absent from ``frame`` read "not run" (reason from ``reasons``).
+    ``title``/``caption`` replace the paper's; ``fmr`` is printed in the block titles.
     """
     data = add_means(frame.assign(discard=discard))
     ref = add_means(reference.assign(discard=discard)) if reference is not None else None
     both = data if ref is None else pd.concat([data, ref], ignore_index=True)
     datasets = ordered(both.loc[both["dataset"] != MEAN, "dataset"], PAPER_DATASETS)
-    cols = [*datasets, MEAN]
+    cols = [*datasets, MEAN] if len(datasets) > 1 else datasets
+    other_config = set(frame.loc[frame["config"] != "", "method"]) if "config" in frame.columns else set()
     blocks: list[Block] = []
     refs: list[str] = []
-    partial_means = any_replicates = False
+    partial_means = False
     for fr in ordered(both["fr"], PAPER_FR):
         rows_here = both[both["fr"] == fr]
-        methods = ordered(rows_here["method"], PAPER_METHODS)
+        methods = row_sequence(rows_here["method"], row_order, row_methods or {})
         mine = data[data["fr"] == fr]
         pub = _lookup(ref[ref["fr"] == fr], "method", "dataset") if ref is not None else None
         missing = {(m, d): reason_for(reasons or {}, fr, m, d) for m in methods for d in cols}
-        notes, intervals, reps = _cell_info(mine)
-        any_replicates |= bool(reps)
         unlike = _unlike_means(mine, ref[ref["fr"] == fr]) if ref is not None else set()
         partial_means |= bool(unlike)
+        no_delta = unlike | {(m, c) for m in other_config for c in cols}
         rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, pub, missing, refs,
-                     notes, intervals, unlike, reps)
-        blocks.append(Block(f"{fr_display(fr)} — pAUC @ FMR = 1e-3 ({LOWER_BETTER})", rows))
+                     _cell_info(mine), no_delta, label_notes)
+        blocks.append(Block(f"{fr_display(fr)} — pAUC @ FMR = {fmr} ({LOWER_BETTER})", rows))
     number = table_number(discard)
-    footnotes = [_mean_footnote(data[data["dataset"] == MEAN], len(datasets))]
+    cells = [c for b in blocks for r in b.rows for c in r]
+    footnotes = [_mean_footnote(data[data["dataset"] == MEAN], len(datasets))] if MEAN in cols else []
     if data["pauc"].isna().any() and ((data["method"] == "SER-FIQ") & (data["dataset"] == "XQLFW")).any():
         footnotes.append(SERFIQ_NOTE)
-    if any_replicates:
+    if "replicates" in frame.columns and frame["replicates"].map(lambda r: isinstance(r, Replicates)).any():
         footnotes.append(TIED_NOTE)
+    if any(c.ci for c in cells):
+        footnotes.append(INTERVAL_NOTE)
+    if "pauc_sd" in frame.columns and frame["pauc_sd"].notna().any():
+        footnotes.append(SEEDS_NOTE)
     if ref is not None:
-        footnotes.append("rep. = reproduced, pub. = published (the paper's numbers, reference data), "
-                         "Δ = reproduced − published.")
+        footnotes.append(COMPARE_NOTE)
+        if other_config & set(ref["method"]):
+            footnotes.append(OTHER_CONFIG_NOTE)
         if partial_means:
             footnotes.append("Δ of a mean only where the reproduced mean covers the same datasets as the published "
                              "one; otherwise the two means are over different cells.")
     footnotes += [f"[{i}] {text}" for i, text in enumerate(refs, 1)]
     return Table(
-        key="pauc",
+        key=key,
         title=title or (f"Table {number}" if number and ref is None else f"pAUC at discard {discard:g}"),
         caption=caption or (
             f"pAUC at a discard rate of {discard:g} and FMR = 1e-3 ({LOWER_BETTER}). The best result per "
@@ -323,46 +410,6 @@ def pauc_table(
         header=_header("FIQA model", cols, ref is not None),
         blocks=tuple(blocks),
         align="l" + "r" * (len(cols) * (3 if ref is not None else 1)),
-        footnotes=tuple(footnotes),
-    )
-
-
-def other_settings_table(frame: pd.DataFrame, discard: float) -> Table:
-    """Reproduced pAUC of runs whose settings differ from the paper's protocol, never compared.
-
-    ``frame`` is the tidy pAUC frame's rows with a non-empty ``differs``: one block per
-    (setting, FR model), titled with what differs; marks and means are within a block.
-    """
-    datasets = ordered(frame["dataset"], PAPER_DATASETS)
-    cols = [*datasets, MEAN]
-    blocks: list[Block] = []
-    refs: list[str] = []
-    means = []
-    any_replicates = False
-    for differs in sorted(set(frame["differs"])):
-        data = add_means(frame[frame["differs"] == differs].assign(discard=discard))
-        means.append(data[data["dataset"] == MEAN])
-        for fr in ordered(data["fr"], PAPER_FR):
-            mine = data[data["fr"] == fr]
-            methods = ordered(mine["method"], PAPER_METHODS)
-            notes, intervals, reps = _cell_info(mine)
-            any_replicates |= bool(reps)
-            rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, refs=refs,
-                         notes=notes, intervals=intervals, replicates=reps)
-            blocks.append(Block(f"{fr_display(fr)} — other settings: {differs} ({LOWER_BETTER})", rows))
-    footnotes = [_mean_footnote(pd.concat(means, ignore_index=True), len(datasets))]
-    if any_replicates:
-        footnotes.append(TIED_NOTE)
-    footnotes += [f"[{i}] {text}" for i, text in enumerate(refs, 1)]
-    return Table(
-        key="pauc-other",
-        title=f"Other settings at discard {discard:g}",
-        caption=(f"pAUC at a discard rate of {discard:g} of runs whose settings differ from the paper's protocol "
-                 f"(each block says how), so they are not compared with the published numbers ({LOWER_BETTER}). "
-                 "Bold and colours mark the best within a block."),
-        header=_header("FIQA model", cols, False),
-        blocks=tuple(blocks),
-        align="l" + "r" * len(cols),
         footnotes=tuple(footnotes),
     )
 
@@ -624,7 +671,7 @@ def drift_table(frame: pd.DataFrame, show_not_reproduced: bool = False) -> Table
         rows.append((
             Cell(str(r.fr), kind="label"), Cell(str(r.method), kind="text"), Cell(str(r.dataset), kind="text"),
             Cell(f"{float(r.discard):g}"),
-            Cell("—" if math.isnan(reproduced) else fmt(reproduced, DRIFT_DECIMALS)),
+            Cell(_drift_value(reproduced, getattr(r, "note", ""))),
             Cell("" if r.status.startswith(OTHER_PROTOCOL) else fmt(_as_float(r.published), PAUC_DECIMALS)),
             Cell(fmt_delta(_as_float(r.delta), DRIFT_DECIMALS)),
             Cell(str(r.status), kind="text", bold=r.status == "drift"),
@@ -640,6 +687,13 @@ def drift_table(frame: pd.DataFrame, show_not_reproduced: bool = False) -> Table
         blocks=(Block("", tuple(rows)),),
         align="lllrrrrl",
     )
+
+
+def _drift_value(reproduced: float, undefined: str) -> str:
+    """A reproduced pAUC in the drift table: ``n/a (why)`` when undefined, ``—`` when absent."""
+    if undefined:
+        return f"n/a ({undefined})"
+    return "—" if math.isnan(reproduced) else fmt(reproduced, DRIFT_DECIMALS)
 
 
 def _as_float(value: object) -> float:

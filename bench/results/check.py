@@ -30,7 +30,11 @@ KEY = ["discard", "fr", "method", "dataset"]
 DEFAULT_TOL = 0.0005
 # Status prefix of rows run with settings other than the paper's: listed, never compared.
 OTHER_PROTOCOL = "other protocol"
-COLUMNS = [*KEY, "reproduced", "published", "delta", "status"]
+# Status of a paper-protocol cell whose reproduced pAUC is undefined (its pauc_note says why).
+UNDEFINED = "undefined"
+# ``note``: why the reproduced pAUC is undefined ("" when it is a number).
+COLUMNS = [*KEY, "reproduced", "published", "delta", "status", "note"]
+UNDEFINED_LISTED = 5  # cells named in the "undefined" line; the rest are counted
 
 
 def load_results(results: Path) -> pd.DataFrame:
@@ -64,22 +68,25 @@ def compare_published(results: pd.DataFrame, tol: float = DEFAULT_TOL, source: s
     """One row per published cell, per extra paper-protocol cell, and per other-protocol row.
 
     ``results`` is a pauc.csv frame (:func:`load_results`). Columns: discard, fr, method,
-    dataset, reproduced, published, delta, status where status is match / drift / not
-    reproduced / no published value for the paper's protocol (``edc_variant`` being the
-    variant compared), and ``other protocol (<what differs>)`` for the rest: those rows
-    carry no published value and no delta, whatever cell they resemble.
+    dataset, reproduced, published, delta, status, note where status is match / drift / not
+    reproduced / no published value / undefined for the paper's protocol (``edc_variant``
+    being the variant compared), and ``other protocol (<what differs>)`` for the rest: those
+    rows carry no published value and no delta, whatever cell they resemble. A reproduced
+    pAUC that is undefined (NaN, its ``pauc_note`` in ``note``) is never compared.
     """
     pub = load_pauc(source).rename(columns={"pauc": "published"})
     pub = pub[pub["dataset"] != "mean"]
-    rep = to_paper_names(paper_rows(results, edc_variant))[KEY + ["pauc"]].rename(columns={"pauc": "reproduced"})
+    rep = to_paper_names(paper_rows(results, edc_variant))[[*KEY, "pauc", "pauc_note"]]
+    rep = rep.rename(columns={"pauc": "reproduced", "pauc_note": "note"})
     rep["discard"] = rep["discard"].astype(float).round(4)
     pub["discard"] = pub["discard"].astype(float).round(4)
     merged = pub.merge(rep, on=KEY, how="outer")
+    merged["note"] = merged["note"].fillna("").astype(str)
     merged["delta"] = merged["reproduced"] - merged["published"]
     merged["status"] = np.select(
-        [merged["published"].isna() & merged["reproduced"].notna(), merged["reproduced"].isna(),
+        [merged["note"] != "", merged["published"].isna() & merged["reproduced"].notna(), merged["reproduced"].isna(),
          merged["delta"].abs() <= tol + 1e-12],
-        ["no published value", "not reproduced", "match"], default="drift")
+        [UNDEFINED, "no published value", "not reproduced", "match"], default="drift")
     merged = merged.sort_values(KEY).reset_index(drop=True)[COLUMNS]
     differs = protocol_differences(results, edc_variant)
     other = to_paper_names(results[(differs != "").to_numpy()])
@@ -87,6 +94,7 @@ def compare_published(results: pd.DataFrame, tol: float = DEFAULT_TOL, source: s
         **{k: other[k].to_numpy() for k in KEY}, "reproduced": other["pauc"].to_numpy(),
         "published": np.nan, "delta": np.nan,
         "status": [f"{OTHER_PROTOCOL} ({d})" for d in differs[differs != ""]],
+        "note": other["pauc_note"].astype(str).to_numpy(),
     }, columns=COLUMNS)
     other["discard"] = other["discard"].astype(float).round(4)
     other = other.sort_values([*KEY, "status"], kind="stable")
@@ -113,9 +121,23 @@ def format_table(table: pd.DataFrame, show_not_reproduced: bool = False) -> str:
     shown = table if show_not_reproduced else table[table["status"] != "not reproduced"]
     lines = [f"{'discard':>7}  {'fr':<15} {'method':<12} {'dataset':<10} {'reproduced':>10} {'published':>9} {'delta':>8}  status"]
     for r in shown.itertuples(index=False):
-        rep = "" if pd.isna(r.reproduced) else f"{r.reproduced:.4f}"
+        rep = "n/a" if r.note else "" if pd.isna(r.reproduced) else f"{r.reproduced:.4f}"
         pub = "" if r.status.startswith(OTHER_PROTOCOL) else "n/a" if pd.isna(r.published) else f"{r.published:.3f}"
         delta = "" if pd.isna(r.delta) else f"{r.delta:+.4f}"
         lines.append(f"{r.discard:>7}  {r.fr:<15} {r.method:<12} {r.dataset:<10} {rep:>10} {pub:>9} {delta:>8}  {r.status}")
     lines.append("; ".join(f"{k}: {v}" for k, v in status_counts(table).items()))
-    return "\n".join(lines)
+    undefined = undefined_line(table)
+    return "\n".join([*lines, undefined] if undefined else lines)
+
+
+def undefined_line(table: pd.DataFrame) -> str:
+    """``"2 cells undefined (not compared): <cell>: <why>; ..."``, or ``""`` when every pAUC is a number.
+
+    Counts every row with a ``note``, of the paper's protocol or not; names the first few.
+    """
+    rows = table[table["note"] != ""]
+    if rows.empty:
+        return ""
+    named = [f"{r.discard:g} {r.fr} {r.method} {r.dataset}: {r.note}" for r in rows.head(UNDEFINED_LISTED).itertuples()]
+    more = f"; and {len(rows) - UNDEFINED_LISTED} more" if len(rows) > UNDEFINED_LISTED else ""
+    return f"{len(rows)} cell{'s' if len(rows) != 1 else ''} undefined (not compared): {'; '.join(named)}{more}"

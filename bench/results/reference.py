@@ -19,22 +19,34 @@ reference ``not in reference``.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.core.errors import DataError
-from bench.core.io import atomic_path, atomic_write_text
-from bench.results.table import IDENTITY, PAUC_COLUMNS, latest_per_identity, read_pauc_csv, read_run_record
+from bench.core.io import atomic_write_text
+from bench.results.table import (
+    IDENTITY,
+    PAUC_COLUMNS,
+    latest_per_identity,
+    read_pauc_csv,
+    read_pauc_rows,
+    read_run_record,
+)
 
 TOLERANCES = "tolerances.csv"
 ONNX = "onnx:"  # prefix of an FR model given as a file: --fr onnx:PATH
 MANIFEST = "MANIFEST.sha256"
 TOL_COLUMNS: tuple[str, ...] = (*IDENTITY, "tol", "why")
-KEPT_AS_WRITTEN = ("README.md",)  # written by hand beside a frozen set; listed in the manifest too
+UNDEFINED = "undefined"  # status of a cell whose pAUC is undefined in the reference and here alike
+KEPT_AS_WRITTEN = ("README.md",)  # may be written by hand before the first freeze; listed in the manifest too
+FROZEN = ("pauc.csv", TOLERANCES, MANIFEST, "runs", "curves")  # what freeze writes; the rest of a set is hand-written
 
 
 @dataclass(frozen=True)
@@ -90,39 +102,100 @@ def verify(folder: Path) -> int:
     return len(listed)
 
 
+def _refuse_overlap(results: Path, out: Path) -> None:
+    """A set is never frozen into its own results folder, nor into a folder inside or around it:
+    replacing the set would replace (or delete) its own input."""
+    res, dst = results.resolve(), out.resolve()
+    if res == dst or res.is_relative_to(dst) or dst.is_relative_to(res):
+        where = "is" if res == dst else "contains" if res.is_relative_to(dst) else "is inside"
+        raise DataError(f"{out}: {where} the results folder {results}; freeze into a folder of its own, "
+                        "e.g. results/reference/<name>")
+
+
+def _kept_entries(out: Path, force: bool) -> list[Path]:
+    """The entries of ``out`` a new set keeps: everything but what :func:`freeze` writes.
+
+    ``out`` may be missing, empty or hold only a hand-written README.md; anything else only
+    when it is a reference set (it has a MANIFEST.sha256) and ``force`` is given. Then its
+    hand-written files (README.md, reproduce.sh, ...) are part of the set and are kept. A
+    folder that is not a reference set is never swept into a manifest.
+    """
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise DataError(f"{out}: not a folder")
+    entries = sorted(out.iterdir())
+    kept = [p for p in entries if p.name not in FROZEN]
+    if all(p.name in KEPT_AS_WRITTEN for p in entries):
+        return kept
+    if not (out / MANIFEST).is_file():
+        raise DataError(f"{out}: not empty and not a reference set (no {MANIFEST}); freeze into an empty folder "
+                        "(--force replaces only a reference set)")
+    if not force:
+        raise DataError(f"{out}: not empty; pass --force to replace a reference set")
+    return kept
+
+
+def _install(build: Path, out: Path) -> None:
+    """Put the finished set ``build`` at ``out``; an older ``out`` is removed only once it is replaced."""
+    if not out.exists():
+        os.replace(build, out)
+        return
+    old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
+    os.replace(out, old)
+    try:
+        os.replace(build, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old)
+
+
 def freeze(results: Path, out: Path, default: Tolerance, per_method: dict[str, Tolerance] | None = None,
            force: bool = False) -> pd.DataFrame:
     """Copy the latest row of each identity of ``results`` (and its run files) into ``out``.
 
-    Writes pauc.csv, runs/, curves/, tolerances.csv and MANIFEST.sha256; a README.md already
-    in ``out`` is kept. Returns the tolerance table.
+    Writes pauc.csv, runs/, curves/, tolerances.csv and MANIFEST.sha256; hand-written files
+    already in ``out`` are kept (:func:`_kept_entries`). The set is built in a folder beside
+    ``out`` and renamed onto it when complete, so a failure leaves ``out`` as it was and
+    ``results`` is only read. Returns the tolerance table.
     """
     per_method = per_method or {}
-    if out.exists() and any(p.name not in KEPT_AS_WRITTEN for p in out.iterdir()) and not force:
-        raise DataError(f"{out}: not empty; pass --force to replace a reference set")
-    frame = latest_per_identity(read_pauc_csv(results))
-    for sub in ("runs", "curves"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-        (out / sub).mkdir(parents=True)
-    for run_id in sorted(set(frame["run_id"])):
-        for src, dst in ((results / "runs" / f"{run_id}.json", out / "runs"), (results / "curves" / f"{run_id}.parquet", out / "curves"),
-                         (results / "runs" / f"{run_id}.boot.npz", out / "runs")):
-            if src.is_file():
-                shutil.copy2(src, dst / src.name)
-            elif src.suffix != ".npz":
-                raise DataError(f"{src}: run file of a pauc.csv row is missing")
-    raw = pd.read_csv(results / "pauc.csv", dtype=str, keep_default_na=False)
-    wanted = {(run_id, float(d)) for run_id, d in zip(frame["run_id"], frame["discard"])}
-    raw = raw[[(run_id, float(d)) in wanted for run_id, d in zip(raw["run_id"], raw["discard"])]]
-    with atomic_path(out / "pauc.csv") as tmp:
-        raw[list(PAUC_COLUMNS)].to_csv(tmp, index=False)
-    tol = _identity_text(frame)
-    chosen = [per_method.get(m, default) for m in frame["method"]]
-    tol["tol"] = [repr(t.tol) for t in chosen]
-    tol["why"] = [t.why for t in chosen]
-    with atomic_path(out / TOLERANCES) as tmp:
-        tol.to_csv(tmp, index=False)
-    write_manifest(out)
+    _refuse_overlap(Path(results), Path(out))
+    results, out = Path(results), Path(out).resolve()  # resolved: "." has no name to build beside
+    kept = _kept_entries(out, force)
+    text, values = read_pauc_rows(results)
+    latest = latest_per_identity(values.assign(row=np.arange(len(values))))
+    frame, rows = latest.drop(columns="row"), text.iloc[latest["row"].to_numpy()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = out.parent / f".{out.name}.freeze-{uuid.uuid4().hex[:8]}"
+    build.mkdir()
+    try:
+        for sub in ("runs", "curves"):
+            (build / sub).mkdir()
+        for run_id in sorted(set(frame["run_id"])):
+            for src, dst in ((results / "runs" / f"{run_id}.json", build / "runs"),
+                             (results / "curves" / f"{run_id}.parquet", build / "curves"),
+                             (results / "runs" / f"{run_id}.boot.npz", build / "runs")):
+                if src.is_file():
+                    shutil.copy2(src, dst / src.name)
+                elif src.suffix != ".npz":
+                    raise DataError(f"{src}: run file of a pauc.csv row is missing")
+        rows[list(PAUC_COLUMNS)].to_csv(build / "pauc.csv", index=False)
+        tol = _identity_text(frame)
+        chosen = [per_method.get(m, default) for m in frame["method"]]
+        tol["tol"] = [repr(t.tol) for t in chosen]
+        tol["why"] = [t.why for t in chosen]
+        tol.to_csv(build / TOLERANCES, index=False)
+        for entry in kept:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, build / entry.name, symlinks=True)
+            else:
+                shutil.copy2(entry, build / entry.name, follow_symlinks=False)
+        write_manifest(build)
+        _install(build, out)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return tol
 
 
@@ -171,8 +244,40 @@ def _portable_key(identity: pd.DataFrame, names: dict[str, str]) -> pd.Series:
     return _key(identity)
 
 
+def manifest_status(reference: Path) -> str:
+    """One line on ``reference``'s MANIFEST.sha256: how many files match it, or that it has none.
+
+    A file that differs from the manifest, or is missing from or absent in it, raises
+    (:func:`verify`): a tampered reference is no reference.
+    """
+    if not (reference / MANIFEST).is_file():
+        return f"{reference}: no {MANIFEST}: its files are not verified (a set frozen by `bench reference freeze` has one)"
+    return f"{reference}: {verify(reference)} files match {MANIFEST}"
+
+
+def _compared(o: Any, r: Any, tol: float) -> tuple[float, str, str]:
+    """(delta, status, reason) of our row ``o`` against the reference row ``r`` of one identity."""
+    ours_note, ref_note = str(o.pauc_note), str(r.pauc_note)
+    if ours_note or ref_note:
+        if ours_note and ref_note:
+            return np.nan, UNDEFINED, ours_note
+        return np.nan, "DRIFT", (f"pAUC undefined here ({ours_note})" if ours_note
+                                 else f"pAUC undefined in the reference ({ref_note})")
+    delta = float(o.pauc) - float(r.pauc)
+    counts = (o.n_mated, o.n_nonmated), (r.n_mated, r.n_nonmated)
+    if counts[0] != counts[1]:
+        return delta, "DRIFT", f"comparisons {int(counts[0][0])}/{int(counts[0][1])} vs {int(counts[1][0])}/{int(counts[1][1])}"
+    return (delta, "DRIFT", "|delta| > tol") if abs(delta) > tol else (delta, "ok", "")
+
+
 def check_against(results: Path, reference: Path) -> pd.DataFrame:
-    """One row per identity of either side: reference, reproduced, delta, tol, status, reason."""
+    """One row per identity of either side: reference, reproduced, delta, tol, status, reason.
+
+    ``reference``'s MANIFEST.sha256 is verified first (:func:`manifest_status`, its line in
+    ``attrs["manifest"]``). A cell whose pAUC is undefined on both sides is ``undefined``
+    (counted, not compared); undefined on one side only is a ``DRIFT``.
+    """
+    manifest = manifest_status(reference)
     ref = latest_per_identity(read_pauc_csv(reference))
     ref_names = _onnx_by_hash(reference, ref)
     tol = read_tolerances(reference)
@@ -189,41 +294,48 @@ def check_against(results: Path, reference: Path) -> pd.DataFrame:
         o = ours_by_key.get(key)
         if o is None:
             rows.append({**base, "reference": r.pauc, "reproduced": np.nan, "delta": np.nan, "tol": tol_by_key[key],
-                         "status": "not reproduced", "reason": ""})
+                         "status": "not reproduced", "reason": "", "reference_note": r.pauc_note, "reproduced_note": ""})
             continue
-        delta = float(o.pauc) - float(r.pauc)
-        counts_differ = (o.n_mated, o.n_nonmated) != (r.n_mated, r.n_nonmated)
-        status = "DRIFT" if counts_differ or abs(delta) > tol_by_key[key] else "ok"
-        reason = (f"comparisons {int(o.n_mated)}/{int(o.n_nonmated)} vs {int(r.n_mated)}/{int(r.n_nonmated)}"
-                  if counts_differ else ("|delta| > tol" if status == "DRIFT" else ""))
+        delta, status, reason = _compared(o, r, tol_by_key[key])
         rows.append({**base, "reference": r.pauc, "reproduced": o.pauc, "delta": delta, "tol": tol_by_key[key],
-                     "status": status, "reason": reason})
+                     "status": status, "reason": reason, "reference_note": r.pauc_note, "reproduced_note": o.pauc_note})
     ref_set = set(ref_keys)
     for key, o in zip(our_keys, ours.itertuples(index=False)):
         if key not in ref_set:
             rows.append({**{c: getattr(o, c) for c in ("discard", "fr", "method", "dataset", "folds", "seed")},
                          "reference": np.nan, "reproduced": o.pauc, "delta": np.nan, "tol": np.nan,
-                         "status": "not in reference", "reason": ""})
-    return pd.DataFrame(rows, columns=["discard", "fr", "method", "dataset", "folds", "seed", "reference", "reproduced",
-                                       "delta", "tol", "status", "reason"])
+                         "status": "not in reference", "reason": "", "reference_note": "", "reproduced_note": o.pauc_note})
+    table = pd.DataFrame(rows, columns=["discard", "fr", "method", "dataset", "folds", "seed", "reference", "reproduced",
+                                        "delta", "tol", "status", "reason", "reference_note", "reproduced_note"])
+    table.attrs["manifest"] = manifest
+    return table
 
 
-def _num(value: float, fmt: str) -> str:
-    return "" if pd.isna(value) else format(value, fmt)
+def _num(value: float, fmt: str, note: str = "") -> str:
+    """``value`` as ``fmt``; ``n/a`` for an undefined pAUC (a ``note``), empty for none."""
+    return "n/a" if note else "" if pd.isna(value) else format(value, fmt)
 
 
 def format_against(table: pd.DataFrame, show_not_reproduced: bool = False) -> str:
-    """Markdown-style table (one line per cell) and a status count line."""
+    """The manifest line (``attrs["manifest"]``), a Markdown-style table (one line per cell)
+    and a status count line; an undefined pAUC reads ``n/a``."""
     shown = table if show_not_reproduced else table[table["status"] != "not reproduced"]
-    lines = ["| discard | fr | method | dataset | folds | seed | reference | reproduced | delta | tol | status |",
+    lines = [table.attrs["manifest"]] if table.attrs.get("manifest") else []
+    lines += ["| discard | fr | method | dataset | folds | seed | reference | reproduced | delta | tol | status |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in shown.itertuples(index=False):
         status = f"{r.status} ({r.reason})" if r.reason else r.status
         lines.append(f"| {r.discard} | {r.fr} | {r.method} | {r.dataset} | {r.folds} | {int(float(r.seed))} | "
-                     f"{_num(r.reference, '.4f')} | {_num(r.reproduced, '.4f')} | {_num(r.delta, '+.2e')} | "
+                     f"{_num(r.reference, '.4f', r.reference_note)} | {_num(r.reproduced, '.4f', r.reproduced_note)} | "
+                     f"{_num(r.delta, '+.2e')} | "
                      f"{_num(r.tol, 'g')} | {status} |")
     counts = table["status"].value_counts()
     lines.append("; ".join(f"{n} {s}" for s, n in counts.items()))
+    undefined = table[table["status"] == UNDEFINED]
+    if not undefined.empty:
+        lines.append(f"{len(undefined)} cell{'s' if len(undefined) != 1 else ''} undefined on both sides (not compared): "
+                     + "; ".join(f"{r.discard:g} {r.fr} {r.method} {r.dataset}: {r.reason}"
+                                 for r in undefined.itertuples(index=False)))
     return "\n".join(lines)
 
 

@@ -28,21 +28,26 @@ from bench.core.records import (
     DEFAULT_EDC_VARIANT,
     IDENTITY,
     NO_QUALITY_FR,
+    NOTE_NOT_RECORDED,
     NUMERIC,
     PAPER_FMR,
     PAPER_SETTINGS,
     PAUC_COLUMNS,
+    PAUC_COLUMNS_BEFORE_NOTE,
     PUBLISHED_COLUMNS,
+    before_note_pauc_note,
     canonical_options,
     format_folds,
     read_run_record,
 )
 
 __all__ = ["ALL_FOLDS", "DEFAULT_EDC_VARIANT", "IDENTITY", "NO_QUALITY_FR", "NUMERIC", "PAPER_FMR", "PAPER_SETTINGS",
-           "PAUC_COLUMNS", "PUBLISHED_COLUMNS", "canonical_options", "format_folds", "read_run_record",
-           "read_pauc_csv", "read_checked_csv", "latest_per_identity", "paper_quality_fr", "protocol_differences",
-           "paper_rows"]
+           "PAUC_COLUMNS", "PUBLISHED_COLUMNS", "NOT_REPORTED", "NOTE_NOT_RECORDED", "canonical_options", "format_folds",
+           "read_run_record", "read_pauc_csv", "read_pauc_rows", "read_checked_csv", "latest_per_identity",
+           "paper_quality_fr", "protocol_differences", "paper_rows"]
 
+# The pauc_note of an empty pauc in a published-columns-only file (the paper's n/a).
+NOT_REPORTED = "not reported (n/a in the source)"
 # What a published-columns-only file is assumed to hold besides its five columns.
 _ASSUMED: dict[str, object] = {
     "pauc_lo": np.nan, "pauc_hi": np.nan, "edc_variant": DEFAULT_EDC_VARIANT, "seed": 0.0,
@@ -50,21 +55,27 @@ _ASSUMED: dict[str, object] = {
 }
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV file; a row with the wrong number of fields names its line."""
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows and each row's line number of a CSV file; a row with the wrong number of
+    fields names its line."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    rows, lines = [], []
+    for row in reader:
+        rows.append(row)
+        lines.append(reader.line_num)
     if not rows:
         raise DataError(f"{path}: empty file (no header)")
-    header, body = rows[0], rows[1:]
-    for line, row in enumerate(body, start=2):
+    header = rows[0]
+    for line, row in zip(lines[1:], rows[1:]):
         if row and len(row) != len(header):
             raise DataError(f"{path}: line {line}: {len(row)} field(s), expected {len(header)} ({','.join(header)}); "
                             "the file may be truncated")
-    return header, [r for r in body if r]
+    kept = [(r, n) for r, n in zip(rows[1:], lines[1:]) if r]
+    return header, [r for r, _ in kept], [n for _, n in kept]
 
 
 def read_checked_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...], missing: str) -> pd.DataFrame:
@@ -75,46 +86,81 @@ def read_checked_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, .
     """
     if not path.is_file():
         raise DataError(f"{path}: {missing}")
-    header, rows = _read_rows(path)
+    header, rows, lines = _read_rows(path)
     if tuple(header) != columns:
         raise DataError(f"{path}: columns {header}, expected {list(columns)}")
     frame = pd.DataFrame(rows, columns=header, dtype=str)
-    _to_numeric(path, frame, numeric)
+    _to_numeric(path, frame, numeric, lines)
     return frame
 
 
-def _to_numeric(path: Path, frame: pd.DataFrame, numeric: tuple[str, ...]) -> None:
+def _to_numeric(path: Path, frame: pd.DataFrame, numeric: tuple[str, ...], lines: list[int]) -> None:
     for col in numeric:
         text = frame[col].fillna("").astype(str).str.strip()
         values = pd.to_numeric(text.mask(text.isin(["", "nan", "NaN"])), errors="coerce")
         bad = text.ne("") & ~text.isin(["nan", "NaN"]) & values.isna()
         if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # +1 header, +1 for 1-based lines
+            line = lines[int(np.flatnonzero(bad.to_numpy())[0])]
             raise DataError(f"{path}: line {line}: column {col!r} is not a number: {text[bad].iloc[0]!r}")
         frame[col] = values.astype(float)
 
 
-def read_pauc_csv(results: Path) -> pd.DataFrame:
-    """All rows of ``results/pauc.csv`` in file order, with every column of :data:`PAUC_COLUMNS`.
+# Every number a pauc.csv row holds: (lowest, lowest allowed, highest, highest allowed, may be empty).
+_RANGES: dict[str, tuple[float, bool, float, bool, bool]] = {
+    "discard": (0.0, False, 1.0, True, False),
+    "fmr": (0.0, False, 1.0, False, False),
+    **{col: (0.0, True, np.inf, False, True) for col in ("pauc", "pauc_lo", "pauc_hi", "n_mated", "n_nonmated")},
+}
 
-    A file with only the published columns (``discard,fr,method,dataset,pauc``) is accepted:
-    the other columns are filled with the paper's protocol and listed in
-    ``frame.attrs["assumed"]`` so that callers can say so.
+
+def _check_values(path: Path, text: pd.DataFrame, frame: pd.DataFrame, lines: list[int]) -> None:
+    """Every number in its range, and every pAUC a number or undefined with a ``pauc_note``."""
+    for col, (low, low_in, high, high_in, may_be_empty) in _RANGES.items():
+        values = frame[col].to_numpy(dtype=float)
+        empty = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            inside = (values >= low if low_in else values > low) & (values <= high if high_in else values < high)
+        bad = ~inside & (~empty if may_be_empty else True)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            raise DataError(f"{path}: line {lines[i]}: column {col!r} is {text[col].iloc[i]!r}: "
+                            f"expected a number in {interval}")
+    undefined = frame["pauc"].isna().to_numpy()
+    noted = frame["pauc_note"].str.strip().ne("").to_numpy()
+    problems = ((undefined & ~noted, "empty pauc value and no pauc_note saying why it is undefined"),
+                (~undefined & noted, ("a pauc_note beside a pauc value (a note marks an undefined pAUC, "
+                                      "whose pauc field is empty)")))
+    for mask, problem in problems:
+        if mask.any():
+            raise DataError(f"{path}: line {lines[int(np.flatnonzero(mask)[0])]}: {problem}")
+
+
+def read_pauc_rows(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``results/pauc.csv`` as (text, values): the same rows in file order, with every column
+    of :data:`PAUC_COLUMNS`, as written and as read (:func:`read_pauc_csv`).
+
+    Copying the text keeps every field as it was written (a frozen set compares identities
+    as text).
     """
     path = Path(results) / "pauc.csv"
     if not path.is_file():
         raise DataError(f"{path}: not found (write it with `bench run`)")
-    header, rows = _read_rows(path)
+    header, rows, lines = _read_rows(path)
     assumed: list[str] = []
     if tuple(header) == PUBLISHED_COLUMNS:
         frame = pd.DataFrame(rows, columns=header, dtype=str)
-        assumed = [c for c in PAUC_COLUMNS if c not in PUBLISHED_COLUMNS]
+        assumed = [c for c in PAUC_COLUMNS if c not in PUBLISHED_COLUMNS and c != "pauc_note"]
         for col in assumed:
             frame[col] = str(_ASSUMED.get(col, ""))
         frame["quality_fr"] = [paper_quality_fr(m, f) for m, f in zip(frame["method"], frame["fr"])]
+        frame["pauc_note"] = [NOT_REPORTED if v.strip() in ("", "nan", "NaN") else "" for v in frame["pauc"]]
         frame = frame[list(PAUC_COLUMNS)]
     elif tuple(header) == PAUC_COLUMNS:
         frame = pd.DataFrame(rows, columns=header, dtype=str)
+    elif tuple(header) == PAUC_COLUMNS_BEFORE_NOTE:
+        frame = pd.DataFrame(rows, columns=header, dtype=str)
+        frame["pauc_note"] = [before_note_pauc_note(v) for v in frame["pauc"]]
     elif "run_id" in header:
         raise DataError(f"{path}: columns {header} are those of an older fiqa-bench whose rows do not record every "
                         "setting that changes a pAUC (fmr, folds, quality rule, ...); re-run the cells, or keep only "
@@ -122,14 +168,26 @@ def read_pauc_csv(results: Path) -> pd.DataFrame:
     else:
         raise DataError(f"{path}: columns {header}, expected {','.join(PAUC_COLUMNS)} (as `bench run` writes) or "
                         f"{','.join(PUBLISHED_COLUMNS)} (numbers from other code, read as the paper's protocol)")
-    _to_numeric(path, frame, NUMERIC)
-    if frame["discard"].isna().any():
-        raise DataError(f"{path}: empty discard value")
-    if frame["pauc"].isna().any():
-        line = int(np.flatnonzero(frame["pauc"].isna().to_numpy())[0]) + 2
-        raise DataError(f"{path}: line {line}: empty pauc value")
+    text = frame.copy()
+    _to_numeric(path, frame, NUMERIC, lines)
+    _check_values(path, text, frame, lines)
     frame.attrs["assumed"] = assumed
-    return frame
+    return text, frame
+
+
+def read_pauc_csv(results: Path) -> pd.DataFrame:
+    """All rows of ``results/pauc.csv`` in file order, with every column of :data:`PAUC_COLUMNS`.
+
+    A file with only the published columns (``discard,fr,method,dataset,pauc``) is accepted:
+    the other columns are filled with the paper's protocol and listed in
+    ``frame.attrs["assumed"]`` so that callers can say so; an empty pauc there is undefined
+    (:data:`NOT_REPORTED`). A file written before ``pauc_note`` existed is read too.
+
+    ``pauc`` is NaN exactly where the pAUC is undefined, and ``pauc_note`` then says why (e.g.
+    "FNMR is 0 at zero discard"); a number outside its range, an empty pauc without a note
+    or a note beside a number is refused naming the file and line.
+    """
+    return read_pauc_rows(results)[1]
 
 
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:

@@ -38,20 +38,22 @@ class Outcome:
 
 
 def execute(cells: list[PlanCell], executor: str = "local", jobs: int | None = None, ray_address: str | None = None,
-            on_done: OnDone | None = None) -> Outcome:
+            on_done: OnDone | None = None, ray_timeout: float | None = None) -> Outcome:
     """Run ``cells`` with the chosen executor; ``on_done`` is told of each cell as it is evaluated.
 
     ``jobs``: worker processes (local; default 1) or CPUs of the local Ray cluster started for
-    the run (default all); ``ray_address``: an existing Ray cluster instead.
+    the run (default all); ``ray_address``: an existing Ray cluster instead, which must answer
+    within ``ray_timeout`` seconds (default :data:`bench.pipeline.executors.ray.DEFAULT_TIMEOUT`).
     """
     if executor not in EXECUTORS:
         raise BenchError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if jobs is not None and jobs < 1:
         raise BenchError(f"--jobs {jobs}: must be at least 1")
     if executor == "ray":
-        from bench.pipeline.executors.ray import import_ray
+        from bench.pipeline.executors.ray import DEFAULT_TIMEOUT, check_cluster, import_ray
 
-        import_ray()  # a missing Ray is said before any cell is checked
+        import_ray()  # a missing Ray, or a cluster that does not answer, is said before any cell is checked
+        check_cluster(ray_address, DEFAULT_TIMEOUT if ray_timeout is None else ray_timeout)
     outcome = Outcome()
     runnable = []
     for pc, cell in validate(cells):

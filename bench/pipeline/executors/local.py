@@ -9,7 +9,16 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.pipeline.executors.stages import bench_env, evaluate, in_env, prepare_dataset, score_range
+from bench.core.threads import ENV, apply, configure, worker_env
+from bench.pipeline.executors.stages import (
+    Costs,
+    bench_env,
+    evaluate,
+    in_env,
+    prepare_dataset,
+    score_range,
+    scored_elsewhere,
+)
 from bench.pipeline.plan import PlanCell
 
 Done = Callable[[PlanCell, dict[str, Any] | None, str | None], None]
@@ -23,10 +32,11 @@ def by_dataset(runnable: list[PlanCell]) -> dict[str, list[PlanCell]]:
     return groups
 
 
-def evaluate_cell(pc: PlanCell, done: Done) -> None:
-    """The driver's evaluation of one cell; a BenchError fails that cell only."""
+def evaluate_cell(pc: PlanCell, done: Done, elsewhere: Costs | None = None) -> None:
+    """The driver's evaluation of one cell (``elsewhere``: what other tasks spent on it); a
+    BenchError fails that cell only."""
     try:
-        record = evaluate(pc.cfg)
+        record = evaluate(pc.cfg, elsewhere)
     except BenchError as exc:
         done(pc, None, str(exc))
         return
@@ -41,24 +51,26 @@ def run_cells(runnable: list[PlanCell], jobs: int | None, done: Done, address: s
     jobs = jobs or 1
     if jobs == 1:
         failed: dict[str, str] = {}
+        shared: dict[int, Costs] = {}
         for dataset, cells in groups.items():
             try:
-                prepare_dataset([pc.cfg for pc in cells])
+                shared.update(zip(map(id, cells), prepare_dataset([pc.cfg for pc in cells])))
             except BenchError as exc:
                 failed[dataset] = str(exc)
         for pc in runnable:
             if pc.cfg.dataset in failed:
                 done(pc, None, failed[pc.cfg.dataset])
             else:  # scoring happens inside the evaluation: no worker to hand it to
-                evaluate_cell(pc, done)
+                evaluate_cell(pc, done, shared[id(pc)])
         return
     _run_pool(runnable, groups, jobs, done)
 
 
-def _worker_threads(threads: int) -> None:
-    """Pool initializer: each worker's share of the cores for torch/BLAS (set before they are
-    imported), as Ray does for its 1-CPU workers; N workers with all cores each oversubscribe."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+def _worker_threads(env: dict[str, str]) -> None:
+    """Pool initializer: each worker's share of the cores (threads.worker_env), set before
+    torch or a BLAS loads in it; N workers with all cores each oversubscribe."""
+    os.environ.update(env)
+    configure()
 
 
 def _error(future: Future) -> str | None:
@@ -73,13 +85,17 @@ def _error(future: Future) -> str | None:
 def _run_pool(runnable: list[PlanCell], groups: dict[str, list[PlanCell]], jobs: int, done: Done) -> None:
     from bench.pipeline.executors.stages import plan_work
 
-    env = bench_env()
+    env = {**bench_env(), **worker_env(jobs)}
+    # The driver evaluates beside the workers: it takes a worker's share too, and spawned workers
+    # inherit it in their environment before their first import loads numpy's BLAS.
+    apply(int(env[ENV]))
     # spawn, not fork: a forked copy of a driver holding torch or open memmaps is unsafe.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_threads,
-                             initargs=(threads,)) as pool:
+                             initargs=(env,)) as pool:
         prepared = {ds: pool.submit(in_env, env, prepare_dataset, [pc.cfg for pc in cells]) for ds, cells in groups.items()}
         failed = {ds: err for ds, fut in prepared.items() if (err := _error(fut)) is not None}
+        shared = {id(pc): costs for ds, fut in prepared.items() if ds not in failed
+                  for pc, costs in zip(groups[ds], fut.result())}
         work = plan_work([pc for pc in runnable if pc.cfg.dataset not in failed], jobs)
         scoring = [[pool.submit(in_env, env, score_range, w.pc.cfg, k, w.shards) for k in range(w.shards)] for w in work]
         evaluated = set()
@@ -89,7 +105,7 @@ def _run_pool(runnable: list[PlanCell], groups: dict[str, list[PlanCell]], jobs:
             if w.error or errors:
                 done(w.pc, None, w.error or errors[0])
             else:
-                evaluate_cell(w.pc, done)
+                evaluate_cell(w.pc, done, {**shared[id(w.pc)], **scored_elsewhere([fut.result() for fut in futures])})
     for pc in runnable:
         if id(pc) not in evaluated:
             done(pc, None, failed[pc.cfg.dataset])

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import math
 import os
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from bench.core.threads import configure
 from bench.pipeline.cell import RunConfig, resolve_cell
 from bench.pipeline.plan import PlanCell, estimate, validate
 from bench.pipeline.runner import prepare, run
-from bench.pipeline.scoring import plan_scores, score_images
+from bench.pipeline.scoring import plan_scores, score_images, score_lock
 
+# Per stage ("align", "embed", "align_method", "score"), what other tasks spent on a cell:
+# {"seconds", "shared", and "cells" or "workers"} (bench.pipeline.runner.stage_timings).
+Costs = dict[str, dict[str, Any]]
 # A shard below this much estimated scoring time costs more in start-up (resolve, cache check) than it saves.
 MIN_SHARD_SECONDS = 30.0
 
@@ -37,19 +43,22 @@ def in_env(env: dict[str, str], fn: Callable[..., Any], *args: Any) -> Any:
     for key in [k for k in os.environ if k.startswith("BENCH_") and k not in env]:
         del os.environ[key]
     os.environ.update(env)
+    configure()  # the thread budget the driver put in env (threads.worker_env)
     return fn(*args)
 
 
-def prepare_dataset(cfgs: list[RunConfig]) -> int:
+def prepare_dataset(cfgs: list[RunConfig]) -> list[Costs]:
     """Crops and embeddings once per (dataset, FR model), and the crops of every other domain a
-    method scores on, for the cells ``cfgs`` of one dataset; returns how many preparations ran.
+    method scores on, for the cells ``cfgs`` of one dataset. Returns, per cell, the stages done
+    for it here and their whole cost (``"shared": True``, with how many of ``cfgs`` use each),
+    for its run record.
 
-    One task per dataset: crops of one (dataset, domain) are shared by several FR models, and
-    two processes must never write the same crop cache at once.
+    One task per dataset: crops of one (dataset, domain) are shared by several FR models.
     """
     prepared: set[tuple[str, str]] = set()
     domains: set[str] = set()
-    count = 0
+    seconds: Counter[tuple[str, ...]] = Counter()
+    uses: list[dict[str, tuple[str, ...]]] = []
     for cfg in cfgs:
         cell = resolve_cell(cfg)
         key = (cfg.fr, cell.fr_options_text)
@@ -57,21 +66,31 @@ def prepare_dataset(cfgs: list[RunConfig]) -> int:
         # A method with no crop domain of its own and no FR model inside (random) reads no crops.
         if cell.method is not None and (cell.qfr is not None or cell.method_card.get("input", {}).get("domain", "fr") != "fr"):
             domain = cell.method.domain(cell.qfr)
+        use = {"align": ("align", cell.fr.domain), "embed": ("embed", *key)}
+        if domain != cell.fr.domain:
+            use["align_method"] = ("align", domain)
+        uses.append(use)
         if key in prepared and domain in domains:
             continue
         prep = prepare(cell)
-        count += 1
         prepared.add(key)
         domains.add(cell.fr.domain)
+        seconds[use["align"]] += prep.timings["align"]
+        seconds[use["embed"]] += prep.timings["embed"]
         if domain not in domains:
+            t0 = time.perf_counter()
             prep.method_crops.ensure(prep.scored, progress=cfg.progress)
+            seconds[("align", domain)] += time.perf_counter() - t0
             domains.add(domain)
-    return count
+    cells = Counter(resource for use in uses for resource in use.values())
+    return [{stage: {"seconds": seconds[resource], "shared": True, "cells": cells[resource]}
+             for stage, resource in use.items()} for use in uses]
 
 
-def score_range(cfg: RunConfig, shard: int, n_shards: int) -> int:
+def score_range(cfg: RunConfig, shard: int, n_shards: int) -> dict[str, float]:
     """Score the images of range ``shard`` of ``n_shards`` equal ranges of the cell's scored
-    images that are still to do; part files only, no merge. Returns the number scored.
+    images that are still to do; part files only, no merge (under the score file's shared lock:
+    no run merges it meanwhile). Returns ``{"images": scored, "seconds": spent scoring}``.
 
     The ranges split the cell's whole image list, not what is left to do, so a range is the
     same whenever a worker starts: a restarted shard skips its finished parts and never
@@ -79,12 +98,21 @@ def score_range(cfg: RunConfig, shard: int, n_shards: int) -> int:
     """
     cell = resolve_cell(cfg)
     if cell.method is None or (cell.imported and not cfg.force):
-        return 0
+        return {"images": 0, "seconds": 0.0}
     prep = prepare(cell)
-    plan = plan_scores(cell, prep.scored, prep.fr_crops.digests(prep.scored))
-    mine = np.intersect1d(np.array_split(prep.scored, n_shards)[shard], plan.todo)
-    score_images(cell, plan, mine, prep.method_crops, lambda: prep.embeddings)
-    return len(mine)
+    with score_lock(cell.score_file, shared=True):
+        plan = plan_scores(cell, prep.scored, prep.fr_crops.digests(prep.scored))
+        mine = np.intersect1d(np.array_split(prep.scored, n_shards)[shard], plan.todo)
+        t0 = time.perf_counter()
+        score_images(cell, plan, mine, prep.method_crops, lambda: prep.embeddings)
+        return {"images": len(mine), "seconds": time.perf_counter() - t0}
+
+
+def scored_elsewhere(ranges: list[dict[str, float]]) -> Costs:
+    """The score stage of a cell whose images worker tasks scored (:func:`score_range` results)."""
+    if not ranges:
+        return {}
+    return {"score": {"seconds": sum(r["seconds"] for r in ranges), "shared": False, "workers": len(ranges)}}
 
 
 def n_shards(score_seconds: float, to_score: int, workers: int, batch_size: int) -> int:
@@ -96,9 +124,10 @@ def n_shards(score_seconds: float, to_score: int, workers: int, batch_size: int)
     return int(min(workers, by_time, by_size))
 
 
-def evaluate(cfg: RunConfig) -> dict[str, Any]:
-    """The driver's step: merge the score parts, compare, EDC, append the pAUC rows."""
-    return run(cfg)
+def evaluate(cfg: RunConfig, elsewhere: Costs | None = None) -> dict[str, Any]:
+    """The driver's step: merge the score parts, compare, EDC, append the pAUC rows; ``elsewhere``:
+    what the preparation and the workers spent on the cell, for its run record."""
+    return run(cfg, elsewhere)
 
 
 @dataclass
