@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.core.errors import BenchError
 from bench.pipeline.cell import record_not_run
-from bench.pipeline.plan import PlanCell, estimate, validate
+from bench.pipeline.plan import PlanCell, validate
 
 EXECUTORS = ("local", "ray")
 OnDone = Callable[[PlanCell, dict[str, Any] | None, str | None], None]
