@@ -239,7 +239,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     written = build_report(results=None if source == "published" else Path(source), source=source,
                            discard=args.discard, out=args.out, tables=args.table, data_root=args.data_root,
                            edc_variant=args.edc_variant, published_blocks=not args.no_published_blocks, ci=args.ci,
-                           bands=args.bands, cache=args.cache, strip=args.strip, images=not args.no_images)
+                           bands=args.bands, cache=args.cache, strip=args.strip, images=not args.no_images,
+                           metric=args.metric)
     for path in written:
         if args.table and path.parent.name == "tables" and path.suffix == ".md":
             print(path.read_text(encoding="utf-8"))
@@ -559,6 +560,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "else ~/.cache/fiqa-bench)")
     s.add_argument("--no-images", action="store_true", help="leave every face image out (strips, reconstructions): "
                                                             "for datasets whose licence forbids showing them")
+    s.add_argument("--metric", choices=("pauc", "floor-relative"), default="pauc",
+                   help="what the pAUC tables show: pauc, or floor-relative: (pAUC - best) / (1 - best), best = "
+                        "each cell's theoretical best pAUC given its FNMR at discard 0 (fixed-threshold runs with "
+                        "a run record; published values are left out; default: pauc)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")

@@ -51,6 +51,12 @@ ALIASES: dict[str, str] = {
 NO_IMAGES = "Images left out (--no-images): the dataset's licence may forbid showing its faces."
 PAPER_DEVICE = "Intel i9-10900KF CPU, Nvidia RTX 3090 GPU (paper)"
 PUBLISHED = "published"
+METRIC_NAMES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "floor-relative pAUC"}
+FLOOR_DEFINITION = ("floor-relative pAUC = (pAUC − best) / (1 − best), best = the cell's theoretical best pAUC given "
+                    "its FNMR at discard 0 (Schlett et al.'s area under theoretical best): 0 at the best any quality "
+                    "ordering can reach, 1 at no gain over not discarding")
+NO_PUBLISHED_FLOOR = ("Published values have no run record, hence no theoretical best: they appear under the plain "
+                      "metric only (--metric pauc).")
 
 
 @dataclass(frozen=True)
@@ -154,20 +160,37 @@ def _table1_from_data(data_root: Path, reference: str) -> pd.DataFrame:
     return found.merge(extra, on="dataset", how="left")
 
 
-def _group_caption(group: groups.Group, discard: float, assumed: str) -> str:
+def _best_text(rows: pd.DataFrame) -> str:
+    """The theoretical best pAUC of each cell of a group, e.g. ``dlib × LFW 0.054``."""
+    cells = rows.drop_duplicates(["fr", "dataset"]).sort_values(["fr", "dataset"])
+    return "; ".join(f"{tables.fr_display(r.fr)} × {r.dataset} {tables.fmt(float(r.best), tables.PAUC_DECIMALS)}"
+                     for r in cells.itertuples(index=False))
+
+
+def _sentence_start(name: str) -> str:
+    """``name`` opening a sentence: "pAUC" stays as written, "floor-relative pAUC" is capitalised."""
+    return name if name[:1] == "p" and name[1:2].isupper() else name[:1].upper() + name[1:]
+
+
+def _group_caption(group: groups.Group, discard: float, assumed: str, metric: str = "pauc") -> str:
     fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
+    name = METRIC_NAMES[metric]
     means = "; green, blue and red the three lowest means" if group.rows["dataset"].nunique() > 1 else ""
-    text = (f"pAUC at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
+    text = (f"{_sentence_start(name)} at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
             f"{group.setting or groups.PAPER_SETTINGS_TITLE}: every method configuration scored on these "
-            "comparisons is a row. Bold marks the lowest pAUC per dataset and every row tied with it by the "
+            f"comparisons is a row. Bold marks the lowest {name} per dataset and every row tied with it by the "
             f"paired bootstrap test{means}.")
+    if metric == "floor-relative":
+        text += (f" {FLOOR_DEFINITION[0].upper()}{FLOOR_DEFINITION[1:]}; intervals are transformed alike. "
+                 f"Theoretical best pAUC per cell: {_best_text(group.rows)}.")
     if group.counts:
         text += " Comparisons: " + "; ".join(group.counts) + "."
     return text + (f" {assumed}." if assumed else "")
 
 
 def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float, pub: pd.DataFrame,
-                   why: frames.Reasons, published_blocks: bool, assumed: str) -> tuple[list[Section], Section | None]:
+                   why: frames.Reasons, published_blocks: bool, assumed: str,
+                   metric: str = "pauc") -> tuple[list[Section], Section | None]:
     """One pAUC section per evaluation group, and the published-only section.
 
     The group of the paper's evaluation settings is set beside the published numbers for the
@@ -181,9 +204,12 @@ def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float
         frame = group.rows.assign(method=group.rows["label"])
         reference = compared if group.key == "pauc" and not compared.empty else None
         fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
-        table = tables.pauc_table(frame, discard, reference, why, title=f"pAUC at discard {discard:g}, FMR = {fmr}",
-                                  caption=_group_caption(group, discard, assumed), key=group.key, fmr=fmr,
-                                  label_notes=group.label_notes, row_order=group.order, row_methods=group.methods)
+        name = METRIC_NAMES[metric]
+        table = tables.pauc_table(frame, discard, reference, why,
+                                  title=f"{_sentence_start(name)} at discard {discard:g}, FMR = {fmr}",
+                                  caption=_group_caption(group, discard, assumed, metric), key=group.key, fmr=fmr,
+                                  label_notes=group.label_notes, row_order=group.order, row_methods=group.methods,
+                                  metric=name)
         out.append(Section(group.key, groups.group_title(group), table))
     only = None
     if published_blocks and not rest.empty:
@@ -194,8 +220,9 @@ def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float
     return out, only
 
 
-def summary(tidy: pd.DataFrame, found: list[groups.Group], pub: pd.DataFrame) -> str:
-    """The report's first sentence: what the reader looks at, and whether anything meets the paper."""
+def summary(tidy: pd.DataFrame, found: list[groups.Group], pub: pd.DataFrame, metric: str = "pauc") -> str:
+    """The report's first sentence: what the reader looks at (the metric named unless plain pAUC),
+    and whether anything meets the paper."""
     def count(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -204,6 +231,8 @@ def summary(tidy: pd.DataFrame, found: list[groups.Group], pub: pd.DataFrame) ->
     text = (f"Your results: {count(tidy['dataset'].nunique(), 'dataset')} × {count(tidy['fr'].nunique(), 'FR model')}, "
             f"{count(methods, 'method')}" + (f" ({configs} configurations)" if configs > methods else "")
             + f" in {count(len(found), 'evaluation group')}; ")
+    if metric != "pauc":
+        return text + f"shown as {FLOOR_DEFINITION}. {NO_PUBLISHED_FLOOR}"
     paper = tidy[tidy["differs"] == ""]
     compared = paper[paper["fr"].isin(set(pub["fr"]))]
     if not compared.empty:
@@ -228,8 +257,14 @@ def results_sections(
     cache: Path | None = None,
     strip: int = strips.DEFAULT_STRIP,
     images: bool = True,
+    metric: str = "pauc",
 ) -> tuple[list[Section], str, str]:
     """Reproduced tables and figures from a results folder, the EDC variant shown and the summary line.
+
+    ``metric`` ``floor-relative`` shows each pAUC as :func:`bench.report.frames.floor_relative`
+    makes it (the theoretical best per cell in each caption); published values, which have no
+    run record and so no best, are left out, and the tables under the paper's captions (averages,
+    ablation) become a note saying so.
 
     pAUC tables and EDC figures come one per evaluation group (:mod:`bench.report.groups`);
     tables under the paper's captions (averages, runtime, ablation) hold only rows of the
@@ -239,6 +274,8 @@ def results_sections(
     every face out.
     """
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
+    if metric == "floor-relative":
+        tidy = frames.floor_relative(tidy)
     found = groups.evaluation_groups(tidy)
     paper = groups.merge_seeds(tidy[tidy["differs"] == ""])
     # Ablation variants get Table 4; Tables 6/7 and the runtimes compare the full methods.
@@ -246,6 +283,8 @@ def results_sections(
     main = paper[~paper["method_id"].isin(variants_only)]
     why = {**frames.load_not_run(results), **(reasons or {})}
     pub = frames.published_pauc(reference, discard)
+    if metric != "pauc":
+        pub = pub.iloc[0:0]
     runs = frames.load_runs(results) if {"runtime", "breakdown"} & set(keys) else None
     out = []
     only = None
@@ -257,8 +296,12 @@ def results_sections(
                 out.append(Section(key, "Datasets", tables.render_table1(_table1_from_data(data_root, reference))))
         elif key == "pauc":
             sections, only = _pauc_sections(tidy, found, discard, pub, why, published_blocks,
-                                            assumed_note(tidy, variant))
+                                            assumed_note(tidy, variant), metric)
             out += sections
+        elif key in ("average", "ablation") and metric != "pauc":
+            title = "Averages" if key == "average" else "Ablation"
+            out.append(_note(key, title, f"This table stands beside the paper's pAUC: {METRIC_NAMES[metric]} has no "
+                                         "published counterpart; see --metric pauc."))
         elif key == "average":
             # Tables 6/7 average over the paper's FR models: an average over others is not theirs.
             theirs = main[main["fr"].isin(published.PAPER_FR)]
@@ -303,7 +346,7 @@ def results_sections(
             out.append(_strips_section(results, cache, strip, images))
         elif key == "reconstructions":
             out.append(_reconstructions_section(results, images))
-    return out + ([only] if only is not None else []), variant, summary(tidy, found, pub)
+    return out + ([only] if only is not None else []), variant, summary(tidy, found, pub, metric)
 
 
 def _edc_sections(results: Path, found: list[groups.Group], discard: float, bands: bool,
@@ -390,6 +433,7 @@ def build_report(
     cache: Path | None = None,
     strip: int = strips.DEFAULT_STRIP,
     images: bool = True,
+    metric: str = "pauc",
 ) -> list[Path]:
     """Write the report into ``out`` and return the files written, sorted.
 
@@ -403,11 +447,18 @@ def build_report(
     ``bands`` shades each EDC curve's bootstrap band (runs made with --bootstrap).
     ``cache`` is the crop cache of the image strips (default :func:`bench.core.paths.cache_dir`),
     ``strip`` their number of quantiles; ``images`` False leaves every face image out.
+    ``metric`` (:data:`bench.report.frames.METRICS`) is what the results' pAUC tables show:
+    ``pauc``, or ``floor-relative`` (:func:`results_sections`; needs a results folder).
     Writes report.{html,md,tex}, tables/<key>.{tex,md}, figures/<name>.{png,pdf} and, per
     gallery of faces, figures/<name>.jpg.
     """
     if not (0.0 < discard <= 1.0):
         raise BenchError(f"--discard must be in (0, 1], got {discard:g}")
+    if metric not in frames.METRICS:
+        raise BenchError(f"--metric must be one of {', '.join(frames.METRICS)}, got {metric!r}")
+    if metric != "pauc" and results is None:
+        raise BenchError(f"--metric {metric} needs a results folder (--source): published values have no run "
+                         "record, hence no theoretical best")
     if not (2 <= strip <= strips.MAX_STRIP):
         raise BenchError(f"--strip must be between 2 and {strips.MAX_STRIP} (quantiles lowest to highest), got {strip}")
     out = Path(out)
@@ -418,7 +469,8 @@ def build_report(
         headline = f"The paper's published numbers ({reference}): no result of this harness."
     else:
         sections, variant, headline = results_sections(keys, Path(results), discard, reference, reasons, edc_variant,
-                                                       data_root, published_blocks, bands, cache, strip, images)
+                                                       data_root, published_blocks, bands, cache, strip, images,
+                                                       metric)
     if ci:
         sections = [_with_ci(s) for s in sections]
     written: list[Path] = []

@@ -30,9 +30,13 @@ from bench.results.table import (
     read_pauc_csv,
     read_run_record,
 )
-from bench.stats.edc import VARIANTS
+from bench.stats.edc import VARIANTS, best_pauc, floor_relative_pauc
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
+# The value a pAUC table shows: the pAUC itself, or its distance from the cell's theoretical best
+# (Schlett et al.'s "area under theoretical best") as a share of what discarding can gain.
+METRICS: tuple[str, ...] = ("pauc", "floor-relative")
+FLOOR_VARIANT = "fixed-threshold"  # best_pauc bounds the fixed-threshold EDC only
 MEAN = published.MEAN_COLUMN
 NOT_RUN_FILE = "not_run.json"
 WILDCARD = "*"
@@ -161,7 +165,8 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     columns (``method_options``, ``seed``) and ``config`` (:func:`configuration_differences`;
     ``config_short`` without the paper's values),
     ``differs`` (both: ``""`` for the paper's protocol), ``n_mated``, ``n_nonmated``,
-    ``run_id``, ``note`` (comparison counts unlike the paper's) and ``replicates``.
+    ``run_id``, ``note`` (comparison counts unlike the paper's), ``replicates``, ``best`` (the
+    theoretical best pAUC from the run record, nan without one) and ``best_note`` (why nan).
     ``attrs["assumed"]`` lists the columns a published-columns-only file lacked
     (:func:`bench.results.table.read_pauc_csv`).
     """
@@ -207,9 +212,46 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     )
     tidy["note"] = cell_notes(tidy)
     tidy["replicates"] = [_replicates(results, run_id, discard) for run_id in tidy["run_id"]]
+    floors = [_theoretical_best(results, r, discard, v) for r, v in zip(tidy["run_id"], tidy["edc_variant"], strict=True)]
+    tidy["best"] = [b for b, _ in floors]
+    tidy["best_note"] = [n for _, n in floors]
     tidy = tidy.sort_values(["differs", "fr", "method", "dataset", "seed"], kind="stable").reset_index(drop=True)
     tidy.attrs["assumed"] = raw.attrs["assumed"]
     return tidy, variant
+
+
+def _theoretical_best(results: Path, run_id: str, discard: float, edc_variant: str) -> tuple[float, str]:
+    """(the run's theoretical best pAUC at ``discard``, why it is nan or ""), from the FNMR at
+    discard 0 and the mated count its run record holds (:func:`bench.stats.edc.best_pauc`)."""
+    if edc_variant != FLOOR_VARIANT:
+        return math.nan, f"no theoretical best for the {edc_variant} EDC (it bounds the {FLOOR_VARIANT} one)"
+    path = results / "runs" / f"{run_id}.json"
+    record = read_run_record(path) if path.is_file() else {}
+    fnmr0, n_mated = record.get("fnmr_at_0"), record.get("n_mated")
+    if not isinstance(fnmr0, int | float) or not isinstance(n_mated, int | float):
+        return math.nan, "no run record with fnmr_at_0 and n_mated: no theoretical best"
+    try:
+        best = best_pauc(float(fnmr0), int(n_mated), discard)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    return best, "" if math.isfinite(best) else "FNMR is 0 at zero discard: no theoretical best"
+
+
+def floor_relative(tidy: pd.DataFrame) -> pd.DataFrame:
+    """``tidy`` in floor-relative pAUC: ``pauc``, its interval and replicates become
+    ``(pAUC - best) / (1 - best)`` with the row's ``best`` (one constant per cell, so an interval
+    maps end to end and paired differences keep their order); rows without a best read n/a
+    with ``best_note`` as their reason."""
+    out = tidy.copy()
+    rel = [float(floor_relative_pauc(v, b)) for v, b in zip(out["pauc"], out["best"], strict=True)]
+    for column in ("pauc_lo", "pauc_hi"):
+        out[column] = [float(floor_relative_pauc(v, b)) for v, b in zip(out[column], out["best"], strict=True)]
+    out["replicates"] = [Replicates(r.key, floor_relative_pauc(r.values, b)) if isinstance(r, Replicates) else None
+                         for r, b in zip(out["replicates"], out["best"], strict=True)]
+    out["pauc_note"] = [n or (w if math.isnan(v) else "")
+                        for n, w, v in zip(out["pauc_note"], out["best_note"], rel, strict=True)]
+    out["pauc"] = rel
+    return out
 
 
 def _stored_bootstrap(results: Path, run_id: str) -> Any:

@@ -345,6 +345,7 @@ def pauc_table(
     label_notes: Mapping[str, str] | None = None,
     row_order: Sequence[str] = (),
     row_methods: Mapping[str, str] | None = None,
+    metric: str = "pAUC",
 ) -> Table:
     """Tables 2/5: one block per FR model, methods as rows, datasets then ``mean`` as columns.
 
@@ -358,7 +359,8 @@ def pauc_table(
     maps a label to its method, :func:`row_sequence`). With ``reference`` (published rows,
     same columns) every cell becomes reproduced | published | delta, covering the union of
     both, and cells absent from ``frame`` read "not run" (reason from ``reasons``).
-    ``title``/``caption`` replace the paper's; ``fmr`` is printed in the block titles.
+    ``title``/``caption`` replace the paper's; ``fmr`` and ``metric`` (what the values are,
+    e.g. ``floor-relative pAUC``) are printed in the block titles.
     """
     data = add_means(frame.assign(discard=discard))
     ref = add_means(reference.assign(discard=discard)) if reference is not None else None
@@ -380,7 +382,7 @@ def pauc_table(
         no_delta = unlike | {(m, c) for m in other_config for c in cols}
         rows = _grid(methods, {}, cols, _lookup(mine, "method", "dataset"), PAUC_DECIMALS, MEAN, pub, missing, refs,
                      _cell_info(mine), no_delta, label_notes)
-        blocks.append(Block(f"{fr_display(fr)} — pAUC @ FMR = {fmr} ({LOWER_BETTER})", rows))
+        blocks.append(Block(f"{fr_display(fr)} — {metric} @ FMR = {fmr} ({LOWER_BETTER})", rows))
     number = table_number(discard)
     cells = [c for b in blocks for r in b.rows for c in r]
     footnotes = [_mean_footnote(data[data["dataset"] == MEAN], len(datasets))] if MEAN in cols else []
