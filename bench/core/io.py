@@ -67,8 +67,7 @@ def append_text(target: str | os.PathLike[str], text: str, header: str | None = 
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(target.parent / f".{target.name}.lock"):
         old = target.read_text(encoding="utf-8") if target.exists() else (header or "")
         if migrate is not None:
             old = migrate(old)

@@ -52,6 +52,8 @@ NO_IMAGES = "Images left out (--no-images): the dataset's licence may forbid sho
 PAPER_DEVICE = "Intel i9-10900KF CPU, Nvidia RTX 3090 GPU (paper)"
 PUBLISHED = "published"
 METRIC_NAMES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "floor-relative pAUC"}
+# The same names opening a sentence or a title.
+METRIC_TITLES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "Floor-relative pAUC"}
 FLOOR_DEFINITION = ("floor-relative pAUC = (pAUC − best) / (1 − best), best = the cell's theoretical best pAUC given "
                     "its FNMR at discard 0 (Schlett et al.'s area under theoretical best): 0 at the best any quality "
                     "ordering can reach, 1 at no gain over not discarding")
@@ -167,16 +169,11 @@ def _best_text(rows: pd.DataFrame) -> str:
                      for r in cells.itertuples(index=False))
 
 
-def _sentence_start(name: str) -> str:
-    """``name`` opening a sentence: "pAUC" stays as written, "floor-relative pAUC" is capitalised."""
-    return name if name[:1] == "p" and name[1:2].isupper() else name[:1].upper() + name[1:]
-
-
 def _group_caption(group: groups.Group, discard: float, assumed: str, metric: str = "pauc") -> str:
     fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
     name = METRIC_NAMES[metric]
     means = "; green, blue and red the three lowest means" if group.rows["dataset"].nunique() > 1 else ""
-    text = (f"{_sentence_start(name)} at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
+    text = (f"{METRIC_TITLES[metric]} at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
             f"{group.setting or groups.PAPER_SETTINGS_TITLE}: every method configuration scored on these "
             f"comparisons is a row. Bold marks the lowest {name} per dataset and every row tied with it by the "
             f"paired bootstrap test{means}.")
@@ -206,7 +203,7 @@ def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float
         fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
         name = METRIC_NAMES[metric]
         table = tables.pauc_table(frame, discard, reference, why,
-                                  title=f"{_sentence_start(name)} at discard {discard:g}, FMR = {fmr}",
+                                  title=f"{METRIC_TITLES[metric]} at discard {discard:g}, FMR = {fmr}",
                                   caption=_group_caption(group, discard, assumed, metric), key=group.key, fmr=fmr,
                                   label_notes=group.label_notes, row_order=group.order, row_methods=group.methods,
                                   metric=name)
