@@ -560,10 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
                                               "else ~/.cache/fiqa-bench)")
     s.add_argument("--no-images", action="store_true", help="leave every face image out (strips, reconstructions): "
                                                             "for datasets whose licence forbids showing them")
-    s.add_argument("--metric", choices=("pauc", "floor-relative"), default="pauc",
-                   help="what the pAUC tables show: pauc, or floor-relative: (pAUC - best) / (1 - best), best = "
+    s.add_argument("--metric", choices=("pauc", "floor-relative", "author-scripts"), default="pauc",
+                   help="what the pAUC tables show: pauc; floor-relative: (pAUC - best) / (1 - best), best = "
                         "each cell's theoretical best pAUC given its FNMR at discard 0 (fixed-threshold runs with "
-                        "a run record; published values are left out; default: pauc)")
+                        "a run record); or author-scripts: the CR-FIQA ERC scripts' AUC (threshold recomputed per "
+                        "discard step, trapezoid over 0-0.95, unnormalised) from each run record, n/a for runs "
+                        "made before it was recorded (published values are left out; default: pauc)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("fetch", help="download a dataset (or link it from $BENCH_MIRROR) into the data root")

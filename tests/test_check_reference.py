@@ -47,6 +47,17 @@ def test_freeze_then_check_passes_and_lists_every_cell(frozen, capsys) -> None:
     assert out.count("| ok |") == 6 and "DRIFT" not in out
 
 
+def test_freeze_keeps_each_runs_evf_points_and_score_file(frozen) -> None:
+    """A set carries what re-deriving its tolerances or drawing its EVF figure needs."""
+    import json
+
+    _, ref = frozen
+    for record in (ref / "runs").glob("*.json"):
+        run_id = record.stem
+        assert (ref / "curves" / f"{run_id}.evf.parquet").is_file()
+        assert (ref / json.loads(record.read_text())["score_file"]).is_file()
+
+
 def test_a_reference_value_nudged_by_001_fails_naming_the_cell(frozen, tmp_path, capsys) -> None:
     res, ref = frozen
     nudged = _nudge(ref, tmp_path / "nudged", "random", 0.01)

@@ -96,3 +96,19 @@ def test_dense_and_sparse_similarity_paths_agree() -> None:
     direct = np.einsum("ij,ij->i", feats[a], feats[b])
     np.testing.assert_allclose(pair_similarity(feats, a, b, chunk=64), direct, atol=1e-6)
     np.testing.assert_allclose(pair_similarity(feats, a[:10], b[:10], chunk=64), direct[:10], atol=1e-6)
+
+
+def test_dense_path_on_an_enrolment_by_probe_protocol() -> None:
+    """IJB-C's shape: every pair joins one of a few enrolment subjects to one of many probes,
+    their ids interleaved; the dense path's blocks hold only the subjects that occur."""
+    from bench.pipeline.similarity import normalise, pair_similarity
+
+    rng = np.random.default_rng(5)
+    feats = normalise(rng.normal(size=(300, 16))).astype(np.float32)
+    ids = rng.permutation(300)
+    enrol, probe = ids[:20], ids[20:]
+    flat = rng.choice(20 * 280, size=3000, replace=False)
+    a, b = enrol[flat // 280], probe[flat % 280]  # dense: 3000 * 64 >= 20 * 280
+    direct = np.einsum("ij,ij->i", feats[a], feats[b])
+    np.testing.assert_allclose(pair_similarity(feats, a, b, chunk=500), direct, atol=1e-6)
+    np.testing.assert_allclose(pair_similarity(feats, b, a, chunk=500), direct, atol=1e-6)

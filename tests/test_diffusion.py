@@ -296,3 +296,29 @@ def test_bsrgan_kernels_blur_and_downsample() -> None:
     assert blurred.shape == img.shape and np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(img, axis=1)).mean()
     sizes = {bsrgan.downsample2(img, np.random.default_rng(s), 4).shape[0] for s in range(20)}
     assert 16 in sizes and all(8 <= s <= 64 for s in sizes)  # nearest subsampling by sf, or resize by 1/U(1, 8)
+
+
+def test_weight_standardised_conv_reuses_its_weight_only_while_unchanged() -> None:
+    """Without gradients the standardised weight is kept, bit for bit the one recomputed, and
+    recomputed after the weight changes (in place or by load_state_dict)."""
+    import torch
+
+    from bench.diffusion.unet import WSConv2d
+
+    torch.manual_seed(0)
+    conv, x = WSConv2d(4, 6, 3, padding=1), torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        first = conv(x)
+        kept = conv._standardised[1]
+        assert torch.equal(conv(x), first) and conv._standardised[1] is kept
+    fresh = conv(x)  # gradients on: standardised anew, same operations
+    assert torch.equal(fresh, first)
+    with torch.no_grad():
+        conv.weight.mul_(2.0).add_(0.1)
+        changed = conv(x)
+    assert not torch.equal(changed, first)
+    assert torch.equal(changed, conv(x).detach())
+    other = WSConv2d(4, 6, 3, padding=1)
+    conv.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        assert torch.equal(conv(x), other(x))

@@ -46,6 +46,12 @@ class Aligner(ABC):
         fallback (a centre crop) was used and the image is flagged in the outputs.
         """
 
+    def cache_tag(self, pre_aligned: bool) -> str:
+        """Appended to the crop cache's file names: a new tag whenever the crops this aligner makes
+        for such inputs change, so a cache made by the earlier behaviour is not served as current
+        (the cache is keyed by the source images' content, which did not change)."""
+        return ""
+
 
 class NativeAligner(Aligner):
     """No alignment: the stored image is the crop (synthetic data, pre-made crops)."""

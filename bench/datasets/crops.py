@@ -104,12 +104,17 @@ class CropStore:
         self._writing = False  # holding the write lock, crops opened for writing
 
     @property
+    def stem(self) -> str:
+        """The cache files' name: the domain, tagged by the aligner when its crops of such inputs changed."""
+        return self.domain + self.aligner.cache_tag(self.dataset.aligned)
+
+    @property
     def crops_path(self) -> Path:
-        return self.folder / f"{self.domain}.crops.npy"
+        return self.folder / f"{self.stem}.crops.npy"
 
     @property
     def state_path(self) -> Path:
-        return self.folder / f"{self.domain}.state.npz"
+        return self.folder / f"{self.stem}.state.npz"
 
     def _load(self, mode: str = "r") -> None:
         """(Re)read the cached state and open the crops in ``mode`` ("r" to read, "r+" to add
@@ -217,7 +222,7 @@ class CropStore:
         check = indices[~self._verified[indices]]
         todo = check[~self._unchanged(check)]
         if len(todo) and writable(self.folder):
-            with write_lock(self.folder, f"{self.domain}.crops", f"{len(todo)} image(s) are to check or align"):
+            with write_lock(self.folder, f"{self.stem}.crops", f"{len(todo)} image(s) are to check or align"):
                 # Another process may have aligned some of them since this store read the state.
                 self._load("r+")
                 self._writing = True
@@ -301,4 +306,4 @@ class CropStore:
         assert self._status is not None
         counts = {name: int(np.count_nonzero(self._status == code)) for name, code in
                   (("pending", PENDING), ("detected", DETECTED), ("fallback", FALLBACK), ("unreadable", UNREADABLE))}
-        atomic_write_text(self.folder / f"{self.domain}.summary.json", json.dumps({"counts": counts, **self.flagged()}, indent=1))
+        atomic_write_text(self.folder / f"{self.stem}.summary.json", json.dumps({"counts": counts, **self.flagged()}, indent=1))

@@ -171,3 +171,16 @@ def require_torch_fr(fr: FRModel | None, method: str) -> TorchFRModel:
     if not isinstance(fr, TorchFRModel):
         raise BenchError(f"{method} needs a differentiable PyTorch FR model; {fr.name!r} is not one (try --quality-fr dlib-torch)")
     return fr
+
+
+def require_split_fr(fr: FRModel | None, method: str) -> FRModel:
+    """The FR model when its last layer can be split off for dropout (SER-FIQ): a PyTorch FR model
+    (its last Linear is found) or any model stating the split with ``embedding_head()``, ONNX ones
+    included; no gradient is needed. Otherwise a one-line error saying why not."""
+    if fr is None:
+        raise BenchError(f"{method} needs an FR model (pass --fr)")
+    if not isinstance(fr, TorchFRModel) and not callable(getattr(fr, "embedding_head", None)):
+        raise BenchError(f"{method} needs a differentiable PyTorch FR model or one with embedding_head() "
+                         f"(its last layer split off); {fr.name!r} is neither "
+                         "(try --quality-fr dlib-torch or --quality-fr sface)")
+    return fr

@@ -17,9 +17,10 @@ dense -> *freshly initialised* BatchNorm (close to identity) -> L2; here the "la
 the FR model's own (for an insightface IResNet: ``fc`` then the trained ``features`` BN), so
 the stochastic embeddings are the model's real embeddings.
 
-The FR model must let us split it into features and last layer. Either it provides
-``embedding_head() -> (features_fn, head_fn)`` (``features_fn``: RGB float images [N, 3, H, W]
-in [0, 255] -> features [N, F]; ``head_fn``: features [M, F] -> embeddings [M, D]), or the
+The FR model must let us split it into features and last layer; no gradient is needed. Either
+it provides ``embedding_head() -> (features_fn, head_fn)`` (``features_fn``: RGB float images
+[N, 3, H, W] in [0, 255] -> features [N, F]; ``head_fn``: features [M, F] -> embeddings [M, D]),
+whatever it runs on (``sface``, an ONNX model, does), or it is a PyTorch FR model and the
 input of its ``module``'s last ``nn.Linear`` (``module.fc`` when present) is captured with a
 hook during ``forward_images`` and the head is ``module.forward_head`` (bench.fr.iresnet
 networks) or that Linear followed by ``module.features`` when it is a BatchNorm1d. That guessed
@@ -42,17 +43,17 @@ from bench.core.errors import BenchError
 from bench.core.optional import require
 from bench.core.options import OptionError
 from bench.core.registry import register_method
-from bench.fr.base import TorchFRModel, to_pixels
-from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_torch_fr
+from bench.fr.base import FRModel, to_pixels
+from bench.methods.base import QualityMethod, ScoreContext, image_seed, require_split_fr
 
 # (features_fn, head_fn): features_fn maps images to (features, the embeddings of the same
 # forward pass, or None when the FR model states its split itself and none is made).
 Split = tuple[Callable[[Any], tuple[Any, Any]], Callable[[Any], Any]]
 
 
-def embedding_split(fr: TorchFRModel) -> Split:
-    """(features_fn, head_fn) of a PyTorch FR model: the input of its last layer (with the
-    embeddings the same pass made, to check the split by), and that layer."""
+def embedding_split(fr: FRModel) -> Split:
+    """(features_fn, head_fn) of an FR model: the input of its last layer (with the embeddings the
+    same pass made, to check the split by, for a guessed PyTorch split), and that layer."""
     if hasattr(fr, "embedding_head"):
         stated_features, stated_head = fr.embedding_head()
         return (lambda images: (stated_features(images), None)), stated_head
@@ -113,7 +114,7 @@ class SERFIQ(QualityMethod):
     def score_batch(self, crops: np.ndarray, indices: np.ndarray, ctx: ScoreContext) -> np.ndarray:
         torch = require("torch", "SER-FIQ")
 
-        fr = require_torch_fr(ctx.fr, self.name)
+        fr = require_split_fr(ctx.fr, self.name)
         passes, rate, on_embedding = self.options["passes"], self.options["dropout"], self.options["site"] == "embedding"
         features_fn, head_fn = embedding_split(fr)
         stored = ctx.clean_embeddings(indices) if on_embedding else None
@@ -137,7 +138,7 @@ class SERFIQ(QualityMethod):
         return out
 
 
-def _check_split(fr: TorchFRModel, from_head: Any, direct: Any) -> None:
+def _check_split(fr: FRModel, from_head: Any, direct: Any) -> None:
     """The split must reproduce the model's embedding, else SER-FIQ would perturb the wrong layer."""
     torch = require("torch", "SER-FIQ")
 

@@ -40,7 +40,7 @@ def provenance_key(fr: FRModel) -> str:
 def _cache_stem(fr: FRModel, crops: CropStore, flip: bool) -> Path:
     model = f"{safe_name(fr.name)}-{provenance_key(fr)}"
     tail = "-flip" if flip else ""
-    return crops.folder.parent.parent / "embeddings" / model / f"{crops.dataset.name}-{manifest_hash(crops.dataset)}-{crops.domain}{tail}"
+    return crops.folder.parent.parent / "embeddings" / model / f"{crops.dataset.name}-{manifest_hash(crops.dataset)}-{crops.stem}{tail}"
 
 
 def cached_sources(fr: FRModel, crops: CropStore, flip: bool = False) -> np.ndarray | None:

@@ -6,6 +6,12 @@ before any heavy work), then runs the stages, each cached on disk: crops and emb
 results folder, checkpointed per batch: :mod:`bench.pipeline.scoring`), and finally comparisons and
 EDC, appended to ``pauc.csv`` with the cell's full identity (:data:`bench.results.table.IDENTITY`)
 so no setting that changes a number can be confused with another.
+
+Beside the EDC a run records what lets a reader judge and convert its numbers (:func:`curve_extras`):
+how many non-mated comparisons the FMR threshold rests on (``fmr_support``: below
+:data:`bench.stats.edc.MIN_IMPOSTORS` the FMR target is nominal), the author scripts' AUC
+(``author_scripts_auc``, CR-FIQA's ERC convention, whatever ``--edc-variant``), and the
+error-versus-FMR points in ``curves/<run_id>.evf.parquet``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,10 @@ BOOTSTRAP_SEED = 2023  # one seed for every method: paired differences use the s
 RECOMPUTED_BOOTSTRAP_LIMIT = 1_000_000
 # Discard fractions at which the EDC band (pointwise bootstrap interval of FNMR) is stored.
 BAND_GRID = np.linspace(0.0, 1.0, 401)
+# The EVF file: FNMR at these FMR targets (half-decades, as other papers' operating points) after
+# discarding these fractions (0: the FR model alone; the paper's pAUC limits).
+EVF_FMRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+EVF_DISCARDS = (0.0, 0.2, 0.3)
 
 __all__ = ["DEFAULT_DISCARDS", "SAME_FR", "Cell", "RunConfig", "create_fr", "identity", "load_dataset", "record_not_run",
            "resolve_cell", "run", "prepare", "Prepared"]
@@ -85,6 +95,51 @@ def _bootstrap(cell: Cell, protocol: PairProtocol, comps: Any, runs_dir: Path, r
 def _run_id(cfg: RunConfig) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"{stamp}-{cfg.method}-{paths.safe_name(cfg.fr)[:40]}-{cfg.dataset}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class CurveExtras:
+    """What a run stores beside its EDC (:func:`curve_extras`): the run record's ``fmr_support``
+    and ``author_scripts_auc`` (None when undefined), and the EVF points as a table."""
+
+    fmr_support: dict[str, Any]
+    author_scripts_auc: float | None
+    evf: pa.Table
+
+
+def curve_extras(comps: Any, nonmated_fold: np.ndarray | None, fmr: float, curve: edc_engine.Edc) -> CurveExtras:
+    """The FMR support, the author scripts' AUC and the EVF points of one cell's comparisons.
+
+    ``nonmated_fold``: the protocol fold of each non-mated comparison (None without folds, e.g.
+    IJB-C templates); ``curve``: the run's EDC, reused when it is already the recomputed-threshold
+    one. The per-fold realised FMR counts each fold's non-mated similarities at or above the
+    cell's threshold (``curve.threshold``: for both variants the quantile of all non-mated
+    comparisons, the one :func:`bench.stats.edc.fmr_support` counts against).
+    """
+    nonmated = np.asarray(comps.nonmated_similarity, dtype=np.float64)
+    support = edc_engine.fmr_support(nonmated, fmr)
+    spread = None
+    if nonmated_fold is not None and nonmated_fold.size:
+        folds, which = np.unique(nonmated_fold, return_inverse=True)
+        hits = np.bincount(which, weights=nonmated >= np.float64(curve.threshold), minlength=folds.size)
+        rates = hits / np.bincount(which, minlength=folds.size)
+        spread = [float(rates.min()), float(rates.max())]
+    record = {"fmr": support.fmr, "n_nonmated": support.n_nonmated, "n_false_matches": support.n_false_matches,
+              "realised_fmr": support.realised_fmr, "nominal": support.nominal, "fold_realised_fmr": spread}
+    recomputed = curve if curve.variant == "recomputed-threshold" else edc_engine.edc_recomputed(
+        comps.mated_similarity, comps.mated_quality, nonmated, comps.nonmated_quality, fmr)
+    auc = edc_engine.trapezoid_auc(recomputed)
+    points = [edc_engine.evf(comps.mated_similarity, comps.mated_quality, nonmated, EVF_FMRS, d) for d in EVF_DISCARDS]
+    thresholds = points[0].threshold  # fixed on all non-mated comparisons: the same at every discard
+    false_matches = np.array([np.count_nonzero(nonmated >= t) for t in thresholds], dtype=np.int64)
+    evf = pa.table({
+        "discard": np.repeat(np.asarray(EVF_DISCARDS, dtype=np.float64), len(EVF_FMRS)),
+        "fmr": np.concatenate([p.fmr for p in points]),
+        "fnmr": np.concatenate([p.fnmr for p in points]),
+        "threshold": np.concatenate([p.threshold for p in points]),
+        "n_false_matches": np.tile(false_matches, len(EVF_DISCARDS)),
+    })
+    return CurveExtras(record, auc if np.isfinite(auc) else None, evf)
 
 
 @dataclass
@@ -165,6 +220,8 @@ def run(cfg: RunConfig, elsewhere: dict[str, dict[str, Any]] | None = None) -> d
     curve = edc_engine.compute_edc(cfg.edc_variant, comps.mated_similarity, comps.mated_quality,
                                    comps.nonmated_similarity, comps.nonmated_quality, cfg.fmr)
     paucs = {float(d): edc_engine.pauc(curve, d) for d in cfg.discards}
+    nonmated_fold = None if protocol.fold is None else protocol.fold[~protocol.mated]
+    extras = curve_extras(comps, nonmated_fold, cfg.fmr, curve)
     timings["edc"] = time.perf_counter() - t0
 
     run_id = _run_id(cfg)
@@ -176,12 +233,14 @@ def run(cfg: RunConfig, elsewhere: dict[str, dict[str, Any]] | None = None) -> d
     counts = {"n_mated": int(len(comps.mated_similarity)), "n_nonmated": int(len(comps.nonmated_similarity))}
     # The curve file carries the cell's identity too, so a curve is never read as another cell's.
     curve_table = pa.table({"discard_fraction": curve.discard_fraction, "fnmr": curve.fnmr})
-    curve_table = curve_table.replace_schema_metadata({k: str(v) for k, v in {**ident, **counts, "run_id": run_id}.items()})
-    with atomic_path(results / "curves" / f"{run_id}.parquet") as tmp:
-        pq.write_table(curve_table, tmp)
+    metadata = {k: str(v) for k, v in {**ident, **counts, "run_id": run_id}.items()}
+    for name, table in ((f"{run_id}.parquet", curve_table), (f"{run_id}.evf.parquet", extras.evf)):
+        with atomic_path(results / "curves" / name) as tmp:
+            pq.write_table(table.replace_schema_metadata(metadata), tmp)
     record: dict[str, Any] = {
         "run_id": run_id, **ident, "threshold": float(curve.threshold), "fnmr_at_0": float(curve.fnmr[0]), **counts,
         "n_images": int(len(needed)), "folds_selected": cfg.folds, "pauc": {str(k): v for k, v in paucs.items()},
+        "fmr_support": extras.fmr_support, "author_scripts_auc": extras.author_scripts_auc,
         "seconds_per_image_mean": float(score_meta.get("seconds_per_image_mean", "nan")),
         "seconds_per_image_std": float(score_meta.get("seconds_per_image_std", "nan")),
         "score_file": cell.score_file.relative_to(results).as_posix(),  # portable: no machine path in a record

@@ -88,30 +88,44 @@ def pair_similarity(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: i
     """Cosine similarity of rows ``a[k]`` and ``b[k]`` of unit-norm ``features``.
 
     Sparse protocols (few comparisons per subject, e.g. LFW) gather the two rows of each
-    comparison in chunks. Dense ones (IJB-C: ~680 comparisons per template) compute blocks
-    of the subject-by-subject similarity matrix with one matrix product each and pick the
-    comparisons from them: far less memory traffic than gathering 2 x 15.6 M rows.
-    Memory stays bounded by ``chunk`` rows either way.
+    comparison in chunks. Dense ones compute blocks of the matrix between the subjects that
+    appear as ``a`` and those that appear as ``b`` (one matrix product per block) and pick the
+    comparisons from them: far less memory traffic than gathering 2 x 15.6 M rows. Only those
+    subjects enter the product: IJB-C's 1:1 protocol compares its 3,531 enrolment templates
+    with its 19,593 mixed-media probes, a 3,531 x 19,593 product (71 GFLOP at 512-D) where the
+    full 23,124² one costs 548. Memory stays bounded by ``chunk`` elements either way.
     """
     out = np.empty(len(a), dtype=np.float32)
-    n_subjects = len(features)
-    if len(a) * DENSE_FACTOR < n_subjects * n_subjects:
+    rows_used, row_of = _used(a, len(features))
+    cols_used, col_of = _used(b, len(features))
+    if len(a) * DENSE_FACTOR < len(rows_used) * len(cols_used):
         step = max(1, chunk // max(1, features.shape[1]))
         for start in range(0, len(a), step):
             sl = slice(start, start + step)
             out[sl] = np.einsum("ij,ij->i", features[a[sl]], features[b[sl]])
         return out
-    block = max(1, chunk // n_subjects)
-    order = np.argsort(a, kind="stable")
-    bounds = np.searchsorted(a[order], np.arange(0, n_subjects + block, block))
-    feats_t = np.ascontiguousarray(features.T)
+    block = max(1, chunk // len(cols_used))
+    # Comparisons grouped by row block: a stable sort of small integer keys (numpy's radix sort).
+    block_of = (row_of // block).astype(np.int16 if len(rows_used) // block < 2**15 else np.int64)
+    order = np.argsort(block_of, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(block_of, minlength=-(-len(rows_used) // block)))))
+    cols_t = np.ascontiguousarray(features[cols_used].T)
     for k in range(len(bounds) - 1):
         if bounds[k] == bounds[k + 1]:
             continue
-        rows = features[k * block : (k + 1) * block] @ feats_t
+        products = features[rows_used[k * block : (k + 1) * block]] @ cols_t
         idx = order[bounds[k] : bounds[k + 1]]
-        out[idx] = rows[a[idx] - k * block, b[idx]]
+        out[idx] = products[row_of[idx] - k * block, col_of[idx]]
     return out
+
+
+def _used(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``index`` (ascending) and each entry's position among them, by a
+    lookup table over ``0..n-1`` (no sort of the 15.6 M entries)."""
+    present = np.zeros(n, dtype=bool)
+    present[index] = True
+    position = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present), position[index]
 
 
 def compare(protocol: PairProtocol, embeddings: np.ndarray, image_quality: np.ndarray,

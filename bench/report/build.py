@@ -10,6 +10,11 @@ reproduced value are folded into one "Published only" section at the end. LaTeX,
 and HTML draw the same tables. Nothing is recomputed: pAUC rows and EDC points are read as
 ``bench run`` wrote them. Faces (quality-ordered strips from the crop cache and the DifFIQA
 reconstruction rows) come from :mod:`bench.report.strips`, unless ``images`` is off.
+
+Beside each EDC figure stands an error-versus-FMR figure (from the runs' EVF files), and each
+table's caption says when its FMR target is nominal: the threshold of a cell resting on fewer
+than :data:`bench.stats.edc.MIN_IMPOSTORS` non-mated comparisons (LFW's 3,000 at FMR 1e-3: 3),
+with the realised FMR across its folds, as the run records hold them.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from bench.core.cards import load_cards
 from bench.core.errors import BenchError
 from bench.core.io import atomic_write_bytes, atomic_write_text
 from bench.report import frames, groups, strips, tables
-from bench.report.figures import Rendered, agreement_heatmap, edc_grid, score_distributions
+from bench.report.figures import Rendered, agreement_heatmap, edc_grid, evf_grid, score_distributions
 from bench.report.model import Table
 from bench.report.render import render, render_latex, render_markdown
 from bench.results import published
 from bench.results.check import assumed_note
+from bench.stats.edc import MIN_IMPOSTORS
 
 SECTIONS: tuple[str, ...] = ("datasets", "pauc", "average", "runtime", "ablation", "breakdown", "edc", "scores",
                              "agreement", "strips", "reconstructions")
@@ -51,14 +57,27 @@ ALIASES: dict[str, str] = {
 NO_IMAGES = "Images left out (--no-images): the dataset's licence may forbid showing its faces."
 PAPER_DEVICE = "Intel i9-10900KF CPU, Nvidia RTX 3090 GPU (paper)"
 PUBLISHED = "published"
-METRIC_NAMES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "floor-relative pAUC"}
+METRIC_NAMES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "floor-relative pAUC",
+                                 "author-scripts": "author scripts' AUC"}
 # The same names opening a sentence or a title.
-METRIC_TITLES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "Floor-relative pAUC"}
+METRIC_TITLES: dict[str, str] = {"pauc": "pAUC", "floor-relative": "Floor-relative pAUC",
+                                  "author-scripts": "Author scripts' AUC"}
 FLOOR_DEFINITION = ("floor-relative pAUC = (pAUC − best) / (1 − best), best = the cell's theoretical best pAUC given "
                     "its FNMR at discard 0 (Schlett et al.'s area under theoretical best): 0 at the best any quality "
                     "ordering can reach, 1 at no gain over not discarding")
 NO_PUBLISHED_FLOOR = ("Published values have no run record, hence no theoretical best: they appear under the plain "
                       "metric only (--metric pauc).")
+AUTHOR_DEFINITION = ("author scripts' AUC = the CR-FIQA ERC script's convention (MagFace's draws the same curve): "
+                     "mated and non-mated pairs pooled and discarded lowest pair quality first, at each discard "
+                     "fraction 0, 0.05, ..., 0.95 the FMR threshold recomputed on the non-mated pairs left and the "
+                     "FNMR taken on the mated pairs left, then the trapezoid area over 0–0.95, not normalised (so on "
+                     "another scale than pAUC; the same at every --discard and for every EDC variant of a cell). "
+                     "The scripts pick the threshold at the nearest ROC point and count a score equal to it as a "
+                     "non-match; fiqa-bench takes the linear quantile and counts it as a match (bench/stats/edc.py)")
+NO_PUBLISHED_AUTHOR = ("Published values are the paper's pAUC: they appear under the plain metric only "
+                       "(--metric pauc).")
+METRIC_DEFINITIONS: dict[str, str] = {"floor-relative": f"{FLOOR_DEFINITION}. {NO_PUBLISHED_FLOOR}",
+                                      "author-scripts": f"{AUTHOR_DEFINITION}. {NO_PUBLISHED_AUTHOR}"}
 
 
 @dataclass(frozen=True)
@@ -169,19 +188,55 @@ def _best_text(rows: pd.DataFrame) -> str:
                      for r in cells.itertuples(index=False))
 
 
+def _rate(value: float) -> str:
+    """A realised FMR as printed: ``0``, ``1.0e-3``, ``3.3e-3``."""
+    if value == 0:
+        return "0"
+    mantissa, _, exponent = f"{value:.1e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def nominal_text(rows: pd.DataFrame) -> str:
+    """The caption sentence saying which cells of a group have a nominal FMR target, from their run
+    records' ``fmr_support`` (``""`` when none is nominal or no record holds one): per cell how many
+    non-mated scores the threshold rests on and the realised FMR, overall and across folds."""
+    cells: dict[str, None] = {}
+    for r in rows.sort_values(["fr", "dataset"], kind="stable").itertuples(index=False):
+        support = getattr(r, "fmr_support", None)
+        if not isinstance(support, dict) or not support.get("nominal"):
+            continue
+        folds = support.get("fold_realised_fmr")
+        spread = f"; {_rate(folds[0])}–{_rate(folds[1])} across folds" if folds else ""
+        cells[(f"{tables.fr_display(r.fr)} × {r.dataset} rests on {support['n_false_matches']} of "
+               f"{support['n_nonmated']:,} (realised FMR {_rate(support['realised_fmr'])}{spread})")] = None
+    if not cells:
+        return ""
+    fmr = ", ".join(sorted({tables.fmr_text(f) for f in rows["fmr"]}))
+    return (f"FMR {fmr} is nominal here: the threshold rests on fewer than {MIN_IMPOSTORS} non-mated scores at or "
+            f"above it, so the operating point interpolates between a handful of extreme impostor scores: "
+            + "; ".join(cells) + ".")
+
+
 def _group_caption(group: groups.Group, discard: float, assumed: str, metric: str = "pauc") -> str:
     fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
     name = METRIC_NAMES[metric]
     means = "; green, blue and red the three lowest means" if group.rows["dataset"].nunique() > 1 else ""
-    text = (f"{METRIC_TITLES[metric]} at a discard rate of {discard:g} and FMR = {fmr} ({tables.LOWER_BETTER}), "
+    where = "over discard 0–0.95" if metric == "author-scripts" else f"at a discard rate of {discard:g}"
+    ties = (" (no bootstrap of this AUC, so no test of ties)" if metric == "author-scripts"
+            else " and every row tied with it by the paired bootstrap test")
+    text = (f"{METRIC_TITLES[metric]} {where} and FMR = {fmr} ({tables.LOWER_BETTER}), "
             f"{group.setting or groups.PAPER_SETTINGS_TITLE}: every method configuration scored on these "
-            f"comparisons is a row. Bold marks the lowest {name} per dataset and every row tied with it by the "
-            f"paired bootstrap test{means}.")
+            f"comparisons is a row. Bold marks the lowest {name} per dataset{ties}{means}.")
     if metric == "floor-relative":
         text += (f" {FLOOR_DEFINITION[0].upper()}{FLOOR_DEFINITION[1:]}; intervals are transformed alike. "
                  f"Theoretical best pAUC per cell: {_best_text(group.rows)}.")
+    if metric == "author-scripts":
+        text += f" {AUTHOR_DEFINITION[0].upper()}{AUTHOR_DEFINITION[1:]}."
     if group.counts:
         text += " Comparisons: " + "; ".join(group.counts) + "."
+    nominal = nominal_text(group.rows)
+    if nominal:
+        text += f" {nominal}"
     return text + (f" {assumed}." if assumed else "")
 
 
@@ -202,8 +257,10 @@ def _pauc_sections(tidy: pd.DataFrame, found: list[groups.Group], discard: float
         reference = compared if group.key == "pauc" and not compared.empty else None
         fmr = ", ".join(sorted({tables.fmr_text(f) for f in group.rows["fmr"]}))
         name = METRIC_NAMES[metric]
+        # ASCII in a title: the LaTeX template prints it unescaped in a comment.
+        where = "over discard 0-0.95" if metric == "author-scripts" else f"at discard {discard:g}"
         table = tables.pauc_table(frame, discard, reference, why,
-                                  title=f"{METRIC_TITLES[metric]} at discard {discard:g}, FMR = {fmr}",
+                                  title=f"{METRIC_TITLES[metric]} {where}, FMR = {fmr}",
                                   caption=_group_caption(group, discard, assumed, metric), key=group.key, fmr=fmr,
                                   label_notes=group.label_notes, row_order=group.order, row_methods=group.methods,
                                   metric=name)
@@ -229,7 +286,7 @@ def summary(tidy: pd.DataFrame, found: list[groups.Group], pub: pd.DataFrame, me
             f"{count(methods, 'method')}" + (f" ({configs} configurations)" if configs > methods else "")
             + f" in {count(len(found), 'evaluation group')}; ")
     if metric != "pauc":
-        return text + f"shown as {FLOOR_DEFINITION}. {NO_PUBLISHED_FLOOR}"
+        return text + f"shown as {METRIC_DEFINITIONS[metric]}"
     paper = tidy[tidy["differs"] == ""]
     compared = paper[paper["fr"].isin(set(pub["fr"]))]
     if not compared.empty:
@@ -259,9 +316,10 @@ def results_sections(
     """Reproduced tables and figures from a results folder, the EDC variant shown and the summary line.
 
     ``metric`` ``floor-relative`` shows each pAUC as :func:`bench.report.frames.floor_relative`
-    makes it (the theoretical best per cell in each caption); published values, which have no
-    run record and so no best, are left out, and the tables under the paper's captions (averages,
-    ablation) become a note saying so.
+    makes it (the theoretical best per cell in each caption), ``author-scripts`` the author
+    scripts' AUC of each run record (:func:`bench.report.frames.author_scripts`; n/a, "rerun to
+    get it", for a record without one); published values, which are the paper's pAUC, are left
+    out, and the tables under the paper's captions (averages, ablation) become a note saying so.
 
     pAUC tables and EDC figures come one per evaluation group (:mod:`bench.report.groups`);
     tables under the paper's captions (averages, runtime, ablation) hold only rows of the
@@ -273,6 +331,8 @@ def results_sections(
     tidy, variant = frames.results_pauc(results, discard, edc_variant)
     if metric == "floor-relative":
         tidy = frames.floor_relative(tidy)
+    elif metric == "author-scripts":
+        tidy = frames.author_scripts(tidy)
     found = groups.evaluation_groups(tidy)
     paper = groups.merge_seeds(tidy[tidy["differs"] == ""])
     # Ablation variants get Table 4; Tables 6/7 and the runtimes compare the full methods.
@@ -346,13 +406,30 @@ def results_sections(
     return out + ([only] if only is not None else []), variant, summary(tidy, found, pub, metric)
 
 
+def _evf_section(results: Path, group: groups.Group, discard: float) -> Section | None:
+    """The EVF figure of one evaluation group (None when none of its runs has an EVF file); runs
+    without one are named by count in the section's note."""
+    runs = group.runs.assign(method=group.runs["label"])
+    points, missing = frames.evf_frame(results, runs)
+    if points.empty:
+        return None
+    name = "evf_grid" + group.key.removeprefix("pauc").replace("-", "_")
+    figure = evf_grid(points, discard, name, group.setting, group.order, group.methods)
+    note = (f"{len(missing)} of {len(runs)} runs have no EVF file (made before bench run wrote one) and are not "
+            "drawn: rerun them to add their curves." if missing else "")
+    title = f"EVF curves — {group.setting or groups.PAPER_SETTINGS_TITLE}"
+    return Section(group.key.replace("pauc", "evf", 1), title, figure=figure, note=note)
+
+
 def _edc_sections(results: Path, found: list[groups.Group], discard: float, bands: bool,
                   assumed: bool) -> list[Section]:
     """One EDC figure per evaluation group: every configuration's curve (each seed's, thin),
-    panels datasets x FR models (for the paper's settings: Fig. 4)."""
+    panels datasets x FR models (for the paper's settings: Fig. 4), each followed by its EVF
+    figure (:func:`_evf_section`); groups whose runs have no EVF file are named in one note."""
     if assumed:
         return [_note("edc", "EDC curves", "pauc.csv has only the published columns: no EDC curves.")]
     out = []
+    without_evf = []
     for group in found:
         runs = group.runs.assign(method=group.runs["label"])
         key = group.key.replace("pauc", "edc", 1)
@@ -362,6 +439,15 @@ def _edc_sections(results: Path, found: list[groups.Group], discard: float, band
                           frames.band_frame(results, runs) if bands else None, name,
                           group.setting, group.order, group.methods)
         out.append(Section(key, title, figure=figure))
+        evf = _evf_section(results, group, discard)
+        if evf is None:
+            without_evf.append(group.setting or groups.PAPER_SETTINGS_TITLE)
+        else:
+            out.append(evf)
+    if without_evf:
+        out.append(_note("evf", "EVF curves", "No EVF file (curves/<run_id>.evf.parquet) for the runs of "
+                         + "; ".join(without_evf) + ": they were made before bench run wrote one; rerun them to "
+                         "get the error-versus-FMR curves."))
     return out
 
 
@@ -445,7 +531,8 @@ def build_report(
     ``cache`` is the crop cache of the image strips (default :func:`bench.core.paths.cache_dir`),
     ``strip`` their number of quantiles; ``images`` False leaves every face image out.
     ``metric`` (:data:`bench.report.frames.METRICS`) is what the results' pAUC tables show:
-    ``pauc``, or ``floor-relative`` (:func:`results_sections`; needs a results folder).
+    ``pauc``, ``floor-relative`` or ``author-scripts`` (:func:`results_sections`; needs a
+    results folder).
     Writes report.{html,md,tex}, tables/<key>.{tex,md}, figures/<name>.{png,pdf} and, per
     gallery of faces, figures/<name>.jpg.
     """
@@ -455,7 +542,7 @@ def build_report(
         raise BenchError(f"--metric must be one of {', '.join(frames.METRICS)}, got {metric!r}")
     if metric != "pauc" and results is None:
         raise BenchError(f"--metric {metric} needs a results folder (--source): published values have no run "
-                         "record, hence no theoretical best")
+                         "record" + (", hence no theoretical best" if metric == "floor-relative" else ""))
     if not (2 <= strip <= strips.MAX_STRIP):
         raise BenchError(f"--strip must be between 2 and {strips.MAX_STRIP} (quantiles lowest to highest), got {strip}")
     out = Path(out)

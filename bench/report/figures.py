@@ -1,5 +1,6 @@
-"""Figures (matplotlib, Agg): the EDC grid of Fig. 4, the score distributions of Fig. 5, the
-agreement heat-map and the composed image galleries (strips, reconstruction rows).
+"""Figures (matplotlib, Agg): the EDC grid of Fig. 4 and the EVF grid beside it, the score
+distributions of Fig. 5, the agreement heat-map and the composed image galleries (strips,
+reconstruction rows).
 
 Figures are built on ``matplotlib.figure.Figure`` (no pyplot state) under fixed rcParams
 and saved without timestamps or version strings, so the same frame gives the same bytes.
@@ -22,8 +23,11 @@ from matplotlib.lines import Line2D
 from bench.core.cards import load_cards
 from bench.report.tables import fr_display, ordered
 from bench.results.published import PAPER_DATASETS, PAPER_FR, PAPER_METHODS
+from bench.stats.edc import MIN_IMPOSTORS
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from bench.report.strips import GalleryRow
 
 RC: dict[str, object] = {
@@ -191,6 +195,94 @@ def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = 
     if setting:
         caption += f" Runs with other settings than the paper's protocol: {setting}."
     return Rendered(name, f"EDC curves — {setting}" if setting else "EDC curves", caption, png, pdf)
+
+
+def evf_grid(points: pd.DataFrame, discard: float, name: str = "evf_grid", setting: str = "",
+             order: Sequence[str] = (), methods: Mapping[str, str] | None = None) -> Rendered:
+    """Error-versus-FMR curves beside the EDC: rows datasets x columns FR models, FNMR against the
+    FMR target (log x) with the threshold fixed on all non-mated comparisons.
+
+    ``points`` is :func:`bench.report.frames.evf_frame`'s frame. One line per method configuration
+    (colours and styles as :func:`edc_grid`; each seed thin) after discarding ``discard`` (when the
+    files hold no such discard, the largest they hold: the caption says which), and in grey the
+    curve at discard 0, the FR model alone, which no quality score changes (one line, every
+    method's run drawing the same). Open markers: targets whose threshold rests on fewer than
+    :data:`bench.stats.edc.MIN_IMPOSTORS` non-mated comparisons at or above it (nominal).
+    """
+    stored = sorted(d for d in points["discard"].unique() if d > 0)
+    shown = next((d for d in stored if math.isclose(d, discard, abs_tol=1e-9)), stored[-1] if stored else discard)
+    datasets = ordered(points["dataset"], PAPER_DATASETS)
+    frs = ordered(points["fr"], PAPER_FR)
+    labels = ordered(points["method"], list(dict.fromkeys([*order, *PAPER_METHODS])))
+    methods = {label: (methods or {}).get(label, label) for label in labels}
+    by_method = method_colours(list(dict.fromkeys(methods.values())))
+    colours = {label: by_method[methods[label]] for label in labels}
+    styles = _line_styles(labels, methods)
+    fmrs = points["fmr"].to_numpy(float)
+    width = min(EDC_PANEL_IN, EDC_MAX_IN / len(frs)) if frs else EDC_PANEL_IN
+    nominal_seen = False
+
+    def draw(ax: Axes, rows: pd.DataFrame, **style: object) -> None:
+        nonlocal nominal_seen
+        rows = rows.sort_values("fmr", kind="stable")
+        x, y = rows["fmr"].to_numpy(float), rows["fnmr"].to_numpy(float)
+        nominal = rows["n_false_matches"].to_numpy(float) < MIN_IMPOSTORS
+        nominal_seen |= bool(nominal.any())
+        line = ax.plot(x, y, **style)[0]
+        ax.plot(x[~nominal], y[~nominal], ls="", marker="o", ms=3.5, color=line.get_color(), alpha=line.get_alpha())
+        ax.plot(x[nominal], y[nominal], ls="", marker="o", ms=3.5, mfc="white", color=line.get_color(),
+                alpha=line.get_alpha())
+
+    with matplotlib.rc_context({**RC, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 9}):
+        fig = Figure(figsize=(width * len(frs) + 0.5, width * EDC_ASPECT * len(datasets) + 1.0), layout="constrained")
+        axes = fig.subplots(len(datasets), len(frs), squeeze=False)
+        for (i, dataset), (j, fr) in ((a, b) for a in enumerate(datasets) for b in enumerate(frs)):
+            ax = axes[i][j]
+            panel = points[(points["dataset"] == dataset) & (points["fr"] == fr)]
+            plain = panel[np.isclose(panel["discard"].to_numpy(float), 0.0)]
+            for run_id in dict.fromkeys(plain["run_id"]):
+                draw(ax, plain[plain["run_id"] == run_id], color="0.45", lw=2.2, alpha=0.5, zorder=1)
+            after = panel[np.isclose(panel["discard"].to_numpy(float), shown, rtol=0, atol=1e-9)]
+            for label in labels:
+                mine = after[after["method"] == label]
+                ids = list(dict.fromkeys(mine["run_id"]))
+                for run_id in ids:
+                    thin = len(ids) > 1
+                    draw(ax, mine[mine["run_id"] == run_id], color=colours[label], ls=styles[label],
+                         lw=0.8 if thin else 1.4, alpha=0.55 if thin else 1.0)
+            if panel.empty:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.5")
+            ax.set_xscale("log")
+            if fmrs.size:
+                ax.set_xlim(fmrs.min() / 1.3, fmrs.max() * 1.3)
+            finite = panel["fnmr"].to_numpy(float)
+            finite = finite[np.isfinite(finite)]
+            ax.set_ylim(*_fnmr_range(float(finite.min()) if finite.size else 0.0,
+                                     float(finite.max()) if finite.size else 0.0))
+            ax.grid(True, which="both", lw=0.3, alpha=0.5)
+            if i == 0:
+                ax.set_title(fr_display(fr))
+            if j == 0:
+                ax.set_ylabel(f"{dataset}\nFNMR")
+            if i == len(datasets) - 1:
+                ax.set_xlabel("FMR target")
+        handles = [Line2D([], [], color="0.45", lw=2.2, alpha=0.5)]
+        handles += [Line2D([], [], color=colours[label], ls=styles[label], lw=1.5) for label in labels]
+        _legend(fig, handles, ["no discard (FR model alone)", *labels])
+        png, pdf = _save(fig)
+    caption = (
+        f"Error-versus-FMR (EVF) curves beside the EDC: FNMR against the FMR target (threshold fixed on all "
+        f"non-mated comparisons), after discarding the lowest-quality {shown:g} of mated comparisons (one line per "
+        f"method) and with no discard (grey: the FR model alone, the same for every method); rows are datasets, "
+        f"columns FR models."
+        + (f" The runs' EVF files hold no discard {discard:g}: shown at {shown:g}."
+           if not math.isclose(shown, discard, abs_tol=1e-9) else "")
+        + (f" Open markers: nominal FMR targets, whose threshold rests on fewer than {MIN_IMPOSTORS} non-mated "
+           f"comparisons at or above it." if nominal_seen else "")
+    )
+    if setting:
+        caption += f" Runs with other settings than the paper's protocol: {setting}."
+    return Rendered(name, f"EVF curves — {setting}" if setting else "EVF curves", caption, png, pdf)
 
 
 def score_distributions(scores: pd.DataFrame) -> Rendered:

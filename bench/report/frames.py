@@ -33,9 +33,13 @@ from bench.results.table import (
 from bench.stats.edc import VARIANTS, best_pauc, floor_relative_pauc
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
-# The value a pAUC table shows: the pAUC itself, or its distance from the cell's theoretical best
-# (Schlett et al.'s "area under theoretical best") as a share of what discarding can gain.
-METRICS: tuple[str, ...] = ("pauc", "floor-relative")
+# The value a pAUC table shows: the pAUC itself, its distance from the cell's theoretical best
+# (Schlett et al.'s "area under theoretical best") as a share of what discarding can gain, or the
+# author scripts' AUC (CR-FIQA's ERC convention), so a cell can be set beside those papers' numbers.
+METRICS: tuple[str, ...] = ("pauc", "floor-relative", "author-scripts")
+RERUN_AUTHOR_AUC = ("no author scripts' AUC in this run's record (run before fiqa-bench recorded it): rerun the cell "
+                    "to get it")
+UNDEFINED_AUTHOR_AUC = "author scripts' AUC undefined: no non-mated comparison left at some discard step up to 0.95"
 FLOOR_VARIANT = "fixed-threshold"  # best_pauc bounds the fixed-threshold EDC only
 MEAN = published.MEAN_COLUMN
 NOT_RUN_FILE = "not_run.json"
@@ -166,7 +170,9 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     ``config_short`` without the paper's values),
     ``differs`` (both: ``""`` for the paper's protocol), ``n_mated``, ``n_nonmated``,
     ``run_id``, ``note`` (comparison counts unlike the paper's), ``replicates``, ``best`` (the
-    theoretical best pAUC from the run record, nan without one) and ``best_note`` (why nan).
+    theoretical best pAUC from the run record, nan without one), ``best_note`` (why nan), and from
+    the run record ``fmr_support`` (its dict, None in a record without it), ``author_scripts_auc``
+    (nan when absent or undefined) and ``author_scripts_note`` (why nan).
     ``attrs["assumed"]`` lists the columns a published-columns-only file lacked
     (:func:`bench.results.table.read_pauc_csv`).
     """
@@ -215,6 +221,10 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     floors = [_theoretical_best(results, r, discard, v) for r, v in zip(tidy["run_id"], tidy["edc_variant"], strict=True)]
     tidy["best"] = [b for b, _ in floors]
     tidy["best_note"] = [n for _, n in floors]
+    extras = [_record_extras(results, r) for r in tidy["run_id"]]
+    tidy["fmr_support"] = [support for support, _, _ in extras]
+    tidy["author_scripts_auc"] = [auc for _, auc, _ in extras]
+    tidy["author_scripts_note"] = [note for _, _, note in extras]
     tidy = tidy.sort_values(["differs", "fr", "method", "dataset", "seed"], kind="stable").reset_index(drop=True)
     tidy.attrs["assumed"] = raw.attrs["assumed"]
     return tidy, variant
@@ -235,6 +245,36 @@ def _theoretical_best(results: Path, run_id: str, discard: float, edc_variant: s
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from exc
     return best, "" if math.isfinite(best) else "FNMR is 0 at zero discard: no theoretical best"
+
+
+def _record_extras(results: Path, run_id: str) -> tuple[dict[str, Any] | None, float, str]:
+    """(``fmr_support``, ``author_scripts_auc``, why the AUC is nan or "") from a run's record.
+
+    A record written before ``bench run`` stored them lacks the keys: the support is None and the
+    AUC nan with :data:`RERUN_AUTHOR_AUC`; a stored null AUC is undefined (:data:`UNDEFINED_AUTHOR_AUC`).
+    """
+    path = results / "runs" / f"{run_id}.json"
+    record = read_run_record(path) if path.is_file() else {}
+    support = record.get("fmr_support")
+    if support is not None and not (isinstance(support, dict) and isinstance(support.get("n_false_matches"), int)):
+        raise DataError(f"{path}: fmr_support must be an object with an integer n_false_matches")
+    if "author_scripts_auc" not in record:
+        return support, math.nan, RERUN_AUTHOR_AUC
+    auc = record["author_scripts_auc"]
+    if auc is None:
+        return support, math.nan, UNDEFINED_AUTHOR_AUC
+    if not isinstance(auc, int | float):
+        raise DataError(f"{path}: author_scripts_auc must be a number or null, got {auc!r}")
+    return support, float(auc), ""
+
+
+def author_scripts(tidy: pd.DataFrame) -> pd.DataFrame:
+    """``tidy`` showing each run's author scripts' AUC (:func:`bench.stats.edc.trapezoid_auc`, read
+    from its record) in place of the pAUC: no interval and no replicates (the bootstrap resampled
+    the pAUC, not this AUC); a run without one reads n/a with ``author_scripts_note`` as its reason
+    (a pAUC's own ``pauc_note`` does not apply: the AUC is defined where FNMR is 0 at discard 0)."""
+    return tidy.assign(pauc=tidy["author_scripts_auc"], pauc_lo=math.nan, pauc_hi=math.nan, replicates=None,
+                       pauc_note=tidy["author_scripts_note"])
 
 
 def floor_relative(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -489,8 +529,9 @@ def band_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
-def _check_curve_identity(path: Path, metadata: Mapping[bytes, bytes], row: Any) -> None:
-    """Refuse a curve file whose metadata names another run or cell than the pauc.csv row drawn with it.
+def _check_curve_identity(path: Path, metadata: Mapping[bytes, bytes], row: Any, what: str = "EDC curve") -> None:
+    """Refuse a curve file (``what``: an EDC or EVF curve) whose metadata names another run or
+    cell than the pauc.csv row drawn with it.
 
     ``bench run`` writes the run id and the cell's identity into each curve's metadata; a
     file without them (made by other code) is taken as named.
@@ -499,7 +540,7 @@ def _check_curve_identity(path: Path, metadata: Mapping[bytes, bytes], row: Any)
     for key, value in wanted.items():
         found = metadata.get(key.encode())
         if found is not None and value is not None and found.decode() != str(value):
-            raise DataError(f"{path}: EDC curve of {key} {found.decode()!r}, but the pauc.csv row drawn with it has "
+            raise DataError(f"{path}: {what} of {key} {found.decode()!r}, but the pauc.csv row drawn with it has "
                             f"{value!r}: the file belongs to another run")
 
 
@@ -519,6 +560,29 @@ def curve_frame(results: Path, tidy: pd.DataFrame) -> pd.DataFrame:
         parts.append(table.to_pandas().assign(fr=row.fr, method=row.method, dataset=row.dataset, run_id=row.run_id))
     columns = ["fr", "method", "dataset", "run_id", "discard_fraction", "fnmr"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+EVF_COLUMNS: list[str] = ["fr", "method", "dataset", "run_id", "discard", "fmr", "fnmr", "n_false_matches"]
+
+
+def evf_frame(results: Path, tidy: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The error-versus-FMR points of the runs behind ``tidy`` (``curves/<run_id>.evf.parquet``:
+    :data:`EVF_COLUMNS`, ``method`` as ``tidy`` labels the row), and the run ids without an EVF
+    file (runs made before ``bench run`` wrote one): those are left out, and said, not an error."""
+    parts, missing = [], []
+    for row in tidy.sort_values(["fr", "method", "dataset"]).itertuples():
+        path = results / "curves" / f"{row.run_id}.evf.parquet"
+        if not path.is_file():
+            missing.append(row.run_id)
+            continue
+        try:
+            table = pq.read_table(path, columns=["discard", "fmr", "fnmr", "n_false_matches"])
+        except Exception as exc:  # pyarrow raises several unrelated types for bad files
+            raise DataError(f"{path}: cannot read EVF curve ({exc})") from exc
+        _check_curve_identity(path, table.schema.metadata or {}, row, "EVF curve")
+        parts.append(table.to_pandas().assign(fr=row.fr, method=row.method, dataset=row.dataset, run_id=row.run_id))
+    frame = pd.concat(parts, ignore_index=True)[EVF_COLUMNS] if parts else pd.DataFrame(columns=EVF_COLUMNS)
+    return frame, missing
 
 
 def score_frame(results: Path) -> pd.DataFrame:

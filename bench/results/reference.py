@@ -3,7 +3,9 @@
 A reference set (``results/reference/<name>/``) has the results-folder layout, so ``bench
 report --source DIR`` renders it unchanged: ``pauc.csv`` (the latest row of each identity),
 ``runs/<run_id>.json`` and ``curves/<run_id>.parquet`` of exactly those runs (bootstrap
-replicates ``runs/<run_id>.boot.npz`` too), plus
+replicates ``runs/<run_id>.boot.npz``, EVF points ``curves/<run_id>.evf.parquet`` and the
+per-image score files the runs name under ``scores/`` too, so tolerances can be re-derived from
+the set itself), plus
 
 * ``tolerances.csv``: the identity columns (:data:`bench.results.table.IDENTITY`), ``tol`` and
   ``why``, one row per pAUC row: how far a recomputation may move that number;
@@ -19,6 +21,7 @@ reference ``not in reference``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -46,7 +49,7 @@ MANIFEST = "MANIFEST.sha256"
 TOL_COLUMNS: tuple[str, ...] = (*IDENTITY, "tol", "why")
 UNDEFINED = "undefined"  # status of a cell whose pAUC is undefined in the reference and here alike
 KEPT_AS_WRITTEN = ("README.md",)  # may be written by hand before the first freeze; listed in the manifest too
-FROZEN = ("pauc.csv", TOLERANCES, MANIFEST, "runs", "curves")  # what freeze writes; the rest of a set is hand-written
+FROZEN = ("pauc.csv", TOLERANCES, MANIFEST, "runs", "curves", "scores")  # what freeze writes; the rest of a set is hand-written
 
 
 @dataclass(frozen=True)
@@ -176,11 +179,13 @@ def freeze(results: Path, out: Path, default: Tolerance, per_method: dict[str, T
         for run_id in sorted(set(frame["run_id"])):
             for src, dst in ((results / "runs" / f"{run_id}.json", build / "runs"),
                              (results / "curves" / f"{run_id}.parquet", build / "curves"),
-                             (results / "runs" / f"{run_id}.boot.npz", build / "runs")):
+                             (results / "runs" / f"{run_id}.boot.npz", build / "runs"),
+                             (results / "curves" / f"{run_id}.evf.parquet", build / "curves")):
                 if src.is_file():
                     shutil.copy2(src, dst / src.name)
-                elif src.suffix != ".npz":
+                elif src.name.endswith((".json", f"{run_id}.parquet")):
                     raise DataError(f"{src}: run file of a pauc.csv row is missing")
+            _copy_score_file(results, build, results / "runs" / f"{run_id}.json")
         rows[list(PAUC_COLUMNS)].to_csv(build / "pauc.csv", index=False)
         tol = _identity_text(frame)
         chosen = [per_method.get(m, default) for m in frame["method"]]
@@ -344,3 +349,14 @@ def exit_code(table: pd.DataFrame, strict: bool) -> int:
     if (table["status"] == "DRIFT").any():
         return 1
     return 1 if strict and (table["status"] == "not reproduced").any() else 0
+
+
+def _copy_score_file(results: Path, build: Path, record_path: Path) -> None:
+    """Copy the score file a run record names (relative to its results folder) into the set."""
+    score_file = json.loads(record_path.read_text(encoding="utf-8")).get("score_file")
+    if not score_file or Path(score_file).is_absolute():
+        return
+    src, dst = results / score_file, build / score_file
+    if src.is_file() and not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
