@@ -22,7 +22,8 @@ from bench.pipeline.plan import PlanCell
 DEFAULT_FOLDS = [1, 2]
 # Worker processes by default. One per core: a 48-px UNet pass keeps one thread busy but
 # scales poorly across threads, so two one-thread workers scored DifFIQA 2.0x faster than one
-# two-thread process on 2 cores (1.9 vs 3.8 images/s; make demo 16.1 -> 9.x min cold).
+# two-thread process on 2 cores (1.9 vs 3.8 images/s; make demo 16.1 min cold with one worker,
+# 6.7 min warm with two).
 MAX_DEFAULT_JOBS = 4
 DEMO_PLAN = resources.folder("plans") / "demo.toml"
 SHIPPED_DDPM = paths.REPO_ROOT / "weights" / "dlib150-cfp" / "diffiqa_ddpm.pt"

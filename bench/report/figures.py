@@ -111,6 +111,16 @@ def _fnmr_range(bottom: float, top: float) -> tuple[float, float]:
     return max(low, 0.0), top + 0.05 * (top - low)
 
 
+def _grid_layout(frame: pd.DataFrame, order: Sequence[str], methods: Mapping[str, str] | None):  # noqa: ANN202
+    """A grid figure's rows (datasets), columns (FR models), line labels in order, and each
+    label's colour (its method's) and line style."""
+    labels = ordered(frame["method"], list(dict.fromkeys([*order, *PAPER_METHODS])))
+    of = {label: (methods or {}).get(label, label) for label in labels}
+    by_method = method_colours(list(dict.fromkeys(of.values())))
+    return (ordered(frame["dataset"], PAPER_DATASETS), ordered(frame["fr"], PAPER_FR), labels,
+            {label: by_method[of[label]] for label in labels}, _line_styles(labels, of))
+
+
 def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = None, name: str = "edc_grid",
              setting: str = "", order: Sequence[str] = (), methods: Mapping[str, str] | None = None) -> Rendered:
     """Fig. 4: rows datasets x columns FR models, one step curve (FNMR vs discard) per method.
@@ -127,13 +137,7 @@ def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = 
     from the paper's evaluation (its caption says so; "" = the paper's). Panels are sized to be
     read at full page width.
     """
-    datasets = ordered(curves["dataset"], PAPER_DATASETS)
-    frs = ordered(curves["fr"], PAPER_FR)
-    labels = ordered(curves["method"], list(dict.fromkeys([*order, *PAPER_METHODS])))
-    methods = {label: (methods or {}).get(label, label) for label in labels}
-    by_method = method_colours(list(dict.fromkeys(methods.values())))
-    colours = {label: by_method[methods[label]] for label in labels}
-    styles = _line_styles(labels, methods)
+    datasets, frs, labels, colours, styles = _grid_layout(curves, order, methods)
     runs = curves["run_id"] if "run_id" in curves.columns else pd.Series("", index=curves.index)
     seeded = bool((runs.groupby([curves["method"], curves["fr"], curves["dataset"]]).nunique() > 1).any())
     width = min(EDC_PANEL_IN, EDC_MAX_IN / len(frs)) if frs else EDC_PANEL_IN
@@ -211,13 +215,7 @@ def evf_grid(points: pd.DataFrame, discard: float, name: str = "evf_grid", setti
     """
     stored = sorted(d for d in points["discard"].unique() if d > 0)
     shown = next((d for d in stored if math.isclose(d, discard, abs_tol=1e-9)), stored[-1] if stored else discard)
-    datasets = ordered(points["dataset"], PAPER_DATASETS)
-    frs = ordered(points["fr"], PAPER_FR)
-    labels = ordered(points["method"], list(dict.fromkeys([*order, *PAPER_METHODS])))
-    methods = {label: (methods or {}).get(label, label) for label in labels}
-    by_method = method_colours(list(dict.fromkeys(methods.values())))
-    colours = {label: by_method[methods[label]] for label in labels}
-    styles = _line_styles(labels, methods)
+    datasets, frs, labels, colours, styles = _grid_layout(points, order, methods)
     fmrs = points["fmr"].to_numpy(float)
     width = min(EDC_PANEL_IN, EDC_MAX_IN / len(frs)) if frs else EDC_PANEL_IN
     nominal_seen = False
