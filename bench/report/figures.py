@@ -111,6 +111,17 @@ def _fnmr_range(bottom: float, top: float) -> tuple[float, float]:
     return max(low, 0.0), top + 0.05 * (top - low)
 
 
+def _label_panel(ax: Axes, fr: str | None, dataset: str | None, xlabel: str | None) -> None:
+    """A grid panel's labels: the FR model atop the first row, the dataset beside the first
+    column, the x label under the last row (None: that label is not this panel's)."""
+    if fr is not None:
+        ax.set_title(fr_display(fr))
+    if dataset is not None:
+        ax.set_ylabel(f"{dataset}\nFNMR")
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+
+
 def _grid_layout(frame: pd.DataFrame, order: Sequence[str], methods: Mapping[str, str] | None):  # noqa: ANN202
     """A grid figure's rows (datasets), columns (FR models), line labels in order, and each
     label's colour (its method's) and line style."""
@@ -181,12 +192,8 @@ def edc_grid(curves: pd.DataFrame, discard: float, bands: pd.DataFrame | None = 
             ax.set_xlim(0.0, discard)
             ax.set_ylim(*_fnmr_range(bottom, top))
             ax.grid(True, lw=0.3, alpha=0.5)
-            if i == 0:
-                ax.set_title(fr_display(fr))
-            if j == 0:
-                ax.set_ylabel(f"{dataset}\nFNMR")
-            if i == len(datasets) - 1:
-                ax.set_xlabel("discard fraction")
+            _label_panel(ax, fr if i == 0 else None, dataset if j == 0 else None,
+                         "discard fraction" if i == len(datasets) - 1 else None)
         handles = [Line2D([], [], color=colours[label], ls=styles[label], lw=1.5) for label in labels]
         _legend(fig, handles, labels)
         png, pdf = _save(fig)
@@ -258,12 +265,8 @@ def evf_grid(points: pd.DataFrame, discard: float, name: str = "evf_grid", setti
             ax.set_ylim(*_fnmr_range(float(finite.min()) if finite.size else 0.0,
                                      float(finite.max()) if finite.size else 0.0))
             ax.grid(True, which="both", lw=0.3, alpha=0.5)
-            if i == 0:
-                ax.set_title(fr_display(fr))
-            if j == 0:
-                ax.set_ylabel(f"{dataset}\nFNMR")
-            if i == len(datasets) - 1:
-                ax.set_xlabel("FMR target")
+            _label_panel(ax, fr if i == 0 else None, dataset if j == 0 else None,
+                         "FMR target" if i == len(datasets) - 1 else None)
         handles = [Line2D([], [], color="0.45", lw=2.2, alpha=0.5)]
         handles += [Line2D([], [], color=colours[label], ls=styles[label], lw=1.5) for label in labels]
         _legend(fig, handles, ["no discard (FR model alone)", *labels])
