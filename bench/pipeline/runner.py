@@ -129,7 +129,7 @@ def curve_extras(comps: Any, nonmated_fold: np.ndarray | None, fmr: float, curve
     recomputed = curve if curve.variant == "recomputed-threshold" else edc_engine.edc_recomputed(
         comps.mated_similarity, comps.mated_quality, nonmated, comps.nonmated_quality, fmr)
     auc = edc_engine.trapezoid_auc(recomputed)
-    points = [edc_engine.evf(comps.mated_similarity, comps.mated_quality, nonmated, EVF_FMRS, d) for d in EVF_DISCARDS]
+    points = edc_engine.evf_curves(comps.mated_similarity, comps.mated_quality, nonmated, EVF_FMRS, EVF_DISCARDS)
     thresholds = points[0].threshold  # fixed on all non-mated comparisons: the same at every discard
     false_matches = np.array([np.count_nonzero(nonmated >= t) for t in thresholds], dtype=np.int64)
     evf = pa.table({

@@ -62,6 +62,7 @@ Example (threshold 0.5; similarity 0.5 is a match):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -354,12 +355,21 @@ def evf(mated_similarity: ArrayLike, mated_pair_quality: ArrayLike, nonmated_sim
     ``discard`` (``discard=0``: the plain FNMR-versus-FMR curve of the FR model). Where the EDC
     fixes the operating point and varies the discard, the EVF fixes the discard and varies the
     operating point: whether a quality measure's gain holds away from FMR 1e-3."""
+    return evf_curves(mated_similarity, mated_pair_quality, nonmated_similarity, fmrs, [discard])[0]
+
+
+def evf_curves(mated_similarity: ArrayLike, mated_pair_quality: ArrayLike, nonmated_similarity: ArrayLike,
+               fmrs: ArrayLike, discards: Sequence[float]) -> list[Evf]:
+    """:func:`evf` at each of ``discards``, from one threshold and one EDC per FMR target."""
     targets = _vector(fmrs, "fmrs")
-    if not 0.0 <= discard < 1.0:
-        raise DataError(f"discard must lie in [0, 1), got {discard}")
+    for discard in discards:
+        if not 0.0 <= discard < 1.0:
+            raise DataError(f"discard must lie in [0, 1), got {discard}")
     thresholds = np.array([threshold_at_fmr(nonmated_similarity, float(f)) for f in targets])
-    fnmr = np.empty(targets.size)
+    fnmr = np.empty((len(discards), targets.size))
     for i, threshold in enumerate(thresholds):
         curve = edc(mated_similarity, mated_pair_quality, float(threshold))
-        fnmr[i] = curve.fnmr[np.searchsorted(curve.discard_fraction, discard, side="right") - 1]
-    return Evf(_frozen(targets.copy()), _frozen(fnmr), _frozen(thresholds), float(discard))
+        at = np.searchsorted(curve.discard_fraction, np.asarray(discards, dtype=np.float64), side="right") - 1
+        fnmr[:, i] = curve.fnmr[at]
+    return [Evf(_frozen(targets.copy()), _frozen(fnmr[k].copy()), _frozen(thresholds.copy()), float(d))
+            for k, d in enumerate(discards)]
