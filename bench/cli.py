@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quality_rule=args.quality_rule, template_rule=args.template_rule, progress=not args.no_progress,
         method_options=_parse_options(args.method_option, "--method-option"),
         fr_options=_parse_options(args.fr_option, "--fr-option"), trust_weights=args.trust_weights,
-        bootstrap=args.bootstrap,
+        bootstrap=args.bootstrap, interval=args.interval,
     )
     if args.plan or args.dry_run or args.executor or args.jobs is not None or args.ray_address or \
             any("," in (v or "") or v == "all" for v in (args.method, args.fr, args.dataset)):
@@ -484,6 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap replicates of each pAUC's 95%% confidence interval (resampling subjects where the "
                         "protocol knows them; default 1000; 0 skips it)")
+    s.add_argument("--interval", choices=("percentile", "bca"), default="percentile",
+                   help="how the 95%% interval is read from the replicates: percentile (default) or bca, Efron's "
+                        "bias-corrected and accelerated interval (fixed-threshold EDC only; adds one leave-one-"
+                        "subject-out pass per subject). Coverage of both measured by benchmarks/bench_intervals.py")
     s.add_argument("--quality-rule", default="min", choices=["min", "mean", "product"], help="pair quality from image qualities")
     s.add_argument("--template-rule", default="min", choices=["min", "mean"], help="IJB-C template quality from image qualities")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -536,7 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "out and named (default: all)")
     s.add_argument("--metric", choices=("pauc", "floor-relative"), default="pauc",
                    help="pauc, or floor-relative: (pAUC - best) / (1 - best), best = the cell's theoretical "
-                        "best pAUC given its FNMR at discard 0 (fixed-threshold only; default: pauc)")
+                        "best pAUC given its FNMR at discard 0 (fixed-threshold only; default: pauc). The "
+                        "author scripts' AUC is not offered: runs store no replicates of it (its threshold is "
+                        "recomputed at every discard step); `bench report --metric author-scripts` shows its points")
     s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("report", help="render the paper's tables and figures (LaTeX, HTML, Markdown, PNG/PDF)")

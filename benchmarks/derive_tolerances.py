@@ -39,30 +39,45 @@ from pathlib import Path
 import numpy as np
 
 SCALAR_ENV = {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "SSE41"}
-NETWORK_METHODS = ("ser-fiq", "diffiqa")  # scores made by float32 networks
+NETWORK_METHODS = ("ser-fiq", "diffiqa", "diffiqa-r", "ediffiqa")  # scores made by float32 networks
+# The weights each dataset's DifFIQA-family cells use (cross-dataset: never trained on what they score).
+DEFAULT_WEIGHTS = {"lfw": "weights/dlib150-cfp", "cfp-fp": "weights/dlib150-lfw"}
 DRAWS = 200
 SAMPLE = 48
 
 
 def _cell_config(record: dict, args: argparse.Namespace):  # noqa: ANN202 - RunConfig, imported lazily
-    """The cell of a run record, recomputable here (the DifFIQA DDPM: ``--ddpm``)."""
+    """The cell of a run record, recomputable here (DifFIQA-family weights: ``--weights``)."""
     from bench.pipeline.cell import RunConfig
 
     options = json.loads(record["method_options"] or "{}")
-    extra = {"method_weights": args.ddpm} if record["method"].startswith("diffiqa") else {}
+    family = record["method"].startswith(("diffiqa", "ediffiqa"))
+    extra = {"method_weights": Path(args.weights[record["dataset"]]).resolve()} if family else {}
     quality_fr = record["quality_fr"] if record["quality_fr"] not in ("", "none", record["fr"]) else None
     return RunConfig(method=record["method"], fr=record["fr"], dataset=record["dataset"], folds=record["folds_selected"],
                      data_root=args.data_root, results=Path(tempfile.mkdtemp()), cache=args.cache, progress=False,
                      bootstrap=0, quality_fr=quality_fr, method_options=options, seed=int(record["seed"]), **extra)
 
 
-def _records(results: Path) -> list[dict]:
-    """The run record of the latest row of each method and seed in ``results``' pauc.csv."""
+def _records(results: Path, fr: str | None = None) -> list[dict]:
+    """The run record of the latest row of each method and seed in ``results``' pauc.csv (only
+    FR models whose name starts with ``fr`` when given)."""
     import pandas as pd
 
     rows = pd.read_csv(results / "pauc.csv", dtype=str, keep_default_na=False)
     latest = rows.drop_duplicates(["method", "fr", "dataset", "folds", "seed"], keep="last")
+    if fr:
+        latest = latest[latest["fr"].str.startswith(fr)]
     return [json.loads((results / "runs" / f"{run_id}.json").read_text()) for run_id in latest["run_id"]]
+
+
+def _cell_keys(results: Path) -> dict[tuple[str, float], str]:
+    """(run id, discard) → the cell's portable key (:func:`bench.results.reference.portable_keys`)."""
+    from bench.results.reference import portable_keys
+    from bench.results.table import latest_per_identity, read_pauc_csv
+
+    rows = latest_per_identity(read_pauc_csv(results))
+    return {(r, float(d)): k for r, d, k in zip(rows["run_id"], rows["discard"], portable_keys(results, rows), strict=True)}
 
 
 def measure_child(args: argparse.Namespace) -> None:
@@ -76,7 +91,7 @@ def measure_child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     out: dict[str, np.ndarray] = {}
-    for record in _records(args.results):
+    for record in _records(args.results, args.fr):
         method = record["method"]
         if method not in NETWORK_METHODS or method in out:
             continue
@@ -98,7 +113,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             path = fh.name
         env = {**os.environ, "OMP_NUM_THREADS": "1", **extra}
         subprocess.run([sys.executable, __file__, "--child", "--out", path, "--cache", str(args.cache),
-                        "--data-root", str(args.data_root), "--results", str(args.results), "--ddpm", str(args.ddpm)],
+                        "--data-root", str(args.data_root), "--results", str(args.results),
+                        *(a for d, w in args.weights.items() for a in ("--weights", f"{d}={w}")),
+                        *(["--fr", args.fr] if args.fr else [])],
                        check=True, env=env)
         with np.load(path) as data:
             runs.append({k: data[k] for k in data.files})
@@ -121,7 +138,6 @@ def _round_up(value: float) -> float:
 
 def simulate(args: argparse.Namespace, sizes: dict[str, float]) -> list[dict[str, object]]:
     """Per cell of ``args.results``: the largest |ΔpAUC| over the draws, and the tolerance."""
-    import pandas as pd
     import pyarrow.parquet as pq
 
     from bench.fr.base import normalise
@@ -131,11 +147,11 @@ def simulate(args: argparse.Namespace, sizes: dict[str, float]) -> list[dict[str
     from bench.pipeline.similarity import compare
     from bench.stats import edc
 
-    rows = pd.read_csv(args.results / "pauc.csv", dtype=str, keep_default_na=False)
-    observed = _observed_moves(args, rows)
+    keys = _cell_keys(args.results)
+    observed = _observed_moves(args)
     out = []
     rng = np.random.default_rng(0)
-    for record in _records(args.results):
+    for record in _records(args.results, args.fr):
         method = record["method"]
         cell = resolve_cell(_cell_config(record, args))
         prep = prepare(cell)
@@ -171,27 +187,29 @@ def simulate(args: argparse.Namespace, sizes: dict[str, float]) -> list[dict[str
                 moved += f", scores +-{sizes[method]:.0e}"
             elif method == "oracle":
                 moved += ", oracle re-scored from them"
-            seen = observed.get((method, record["fr"], record["dataset"], record["folds"], str(record["seed"]), d), 0.0)
+            key = keys[(record["run_id"], d)]
+            seen = observed.get(key, 0.0)
             why = f"{args.scale:g}x the measured kernel change ({moved}) moved pAUC by <= {w:.1e} in {DRAWS} draws"
             if seen:
                 why += f"; the reference machine's run differs by {seen:.1e}"
-            out.append({"method": method, "fr": record["fr"], "dataset": record["dataset"], "folds": record["folds"],
+            out.append({"key": key, "method": method, "fr": record["fr"], "dataset": record["dataset"], "folds": record["folds"],
                         "seed": record["seed"], "discard": d, "max_delta": float(w), "observed": seen,
                         "tol": _round_up(2 * max(float(w), seen)), "why": why + "; tol = 2x the larger"})
     return out
 
 
-def _observed_moves(args: argparse.Namespace, rows) -> dict:  # noqa: ANN001 - a pandas frame
-    """|pAUC here - pAUC in ``--against``| per cell present in both (a move between two real runs)."""
-    import pandas as pd
+def _observed_moves(args: argparse.Namespace) -> dict[str, float]:
+    """|pAUC here - pAUC in ``--against``| per cell (portable key) present in both: a move between two real runs."""
+    from bench.results.reference import portable_keys
+    from bench.results.table import latest_per_identity, read_pauc_csv
 
     if args.against is None:
         return {}
-    ref = pd.read_csv(args.against / "pauc.csv", dtype=str, keep_default_na=False)
-    keys = ["method", "fr", "dataset", "folds", "seed", "discard", "quality_fr", "method_options"]
-    both = rows.drop_duplicates(keys, keep="last").merge(ref.drop_duplicates(keys, keep="last"), on=keys)
-    return {(r.method, r.fr, r.dataset, r.folds, r.seed, float(r.discard)): abs(float(r.pauc_x) - float(r.pauc_y))
-            for r in both.itertuples() if r.pauc_x and r.pauc_y}
+    ref = latest_per_identity(read_pauc_csv(args.against))
+    ours = latest_per_identity(read_pauc_csv(args.results))
+    theirs = dict(zip(portable_keys(args.against, ref), ref["pauc"], strict=True))
+    return {k: abs(float(p) - float(theirs[k])) for k, p in zip(portable_keys(args.results, ours), ours["pauc"], strict=True)
+            if k in theirs and np.isfinite(float(p)) and np.isfinite(float(theirs[k]))}
 
 
 def main() -> None:
@@ -205,11 +223,16 @@ def main() -> None:
                     help="multiply the measured perturbation sizes (default 10: one machine's scalar kernels stand in "
                          "for every other machine's, and the reference machine's DifFIQA run differs by more than 1x gives)")
     ap.add_argument("--against", type=Path, help="a reference set made on another machine: its moves enter the tolerance")
-    ap.add_argument("--ddpm", type=Path, default=Path("weights/dlib150-cfp/diffiqa_ddpm.pt").resolve(),
-                    help="DifFIQA's DDPM for diffiqa cells (default: the shipped CFP one, as make demo)")
+    ap.add_argument("--weights", action="append", metavar="DATASET=DIR", default=[],
+                    help="DifFIQA-family weights folder of a dataset's cells (default: lfw=weights/dlib150-cfp, "
+                         "cfp-fp=weights/dlib150-lfw, as make demo and the reference sets)")
+    ap.add_argument("--fr", help="only cells whose FR model name starts with this (e.g. dlib, onnx:): one size per FR")
+    ap.add_argument("--update", type=Path, help="write the derived tolerances into this reference set's tolerances.csv "
+                                                "(cells matched by identity, ONNX models by hash) and its manifest")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.weights = {**DEFAULT_WEIGHTS, **dict(w.split("=", 1) for w in args.weights)}
     args.cache, args.data_root, args.results = args.cache.resolve(), args.data_root.resolve(), args.results.resolve()
     if args.child:
         measure_child(args)
@@ -225,10 +248,16 @@ def main() -> None:
     for row in table:
         print(f"| {row['method']} | {row['fr']} | {row['dataset']} | {row['folds']} | {row['seed']} | {row['discard']:g} | "
               f"{row['max_delta']:.2e} | {row['observed']:.1e} | {row['tol']:g} |")
-    if args.write:
+    if args.write or args.update:
         import pandas as pd
 
-        pd.DataFrame(table).to_csv(args.write, index=False)
+        frame = pd.DataFrame(table)
+        if args.write:
+            frame.to_csv(args.write, index=False)
+        if args.update:
+            from bench.results.reference import update_tolerances
+
+            print(f"{args.update}: {update_tolerances(args.update.resolve(), frame)} tolerance rows changed")
 
 
 if __name__ == "__main__":

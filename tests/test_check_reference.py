@@ -156,3 +156,31 @@ def test_an_onnx_model_is_matched_by_its_hash_not_its_path(frozen, tmp_path) -> 
     assert list(same["status"]) == ["ok"] * 6
     other = check_against(_as_onnx(res, tmp_path / "other", "/their/machine/mfn.onnx", "b" * 64), theirs)
     assert sorted(set(other["status"])) == ["not in reference", "not reproduced"]
+
+
+def test_derived_tolerances_are_written_into_the_matching_rows_by_portable_key(frozen, tmp_path) -> None:
+    """benchmarks/derive_tolerances.py --update: rows found by identity (ONNX models by hash,
+    whatever path made them), only those rows change, the manifest follows, unknown keys refuse."""
+    from bench.results.reference import portable_keys, update_tolerances
+    from bench.results.table import latest_per_identity, read_pauc_csv
+
+    res, ref = frozen
+    theirs = _as_onnx(ref, tmp_path / "ref", "/their/machine/mfn.onnx", "a" * 64)
+    mine = _as_onnx(res, tmp_path / "mine", "/my/disk/mfn.onnx", "a" * 64)
+    rows = latest_per_identity(read_pauc_csv(mine))
+    keys = portable_keys(mine, rows)
+    pick = (rows["method"] == "oracle").to_numpy()
+    before = read_tolerances(theirs)
+    derived = pd.DataFrame({"key": keys[pick], "tol": 3e-6, "why": "derived: test"})
+    assert update_tolerances(theirs, derived) == int(pick.sum()) == 2
+    after = read_tolerances(theirs)
+    oracle = (after["method"] == "oracle").to_numpy()
+    assert (after.loc[oracle, "tol"] == 3e-6).all() and (after.loc[oracle, "why"] == "derived: test").all()
+    assert after.loc[~oracle].equals(before.loc[~oracle])
+    assert verify(theirs) > 3  # the manifest was rewritten
+    other = _as_onnx(res, tmp_path / "other", "/my/disk/mfn.onnx", "b" * 64)  # another model: no such cell
+    unknown = pd.DataFrame({"key": portable_keys(other, latest_per_identity(read_pauc_csv(other))), "tol": 1.0,
+                            "why": "x"})
+    with pytest.raises(DataError, match="tolerances.csv: no row for the cell"):
+        update_tolerances(theirs, unknown)
+    assert read_tolerances(theirs).equals(after)

@@ -28,6 +28,7 @@ from bench.datasets.protocol import PairProtocol
 from bench.fr.base import FRModel
 from bench.methods.base import QualityMethod
 from bench.stats import edc as edc_engine
+from bench.stats.bootstrap import INTERVALS
 
 DEFAULT_DISCARDS = (0.2, 0.3)
 # --quality-fr value meaning "the evaluation FR model itself", for methods whose official code
@@ -63,6 +64,7 @@ class RunConfig:
     progress: bool = True
     trust_weights: bool = False
     bootstrap: int = 1000  # replicates of the pAUC confidence interval; 0 skips it
+    interval: str = "percentile"  # how the interval is read from the replicates: percentile or bca
     method_options: dict[str, Any] = field(default_factory=dict)
     fr_options: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +75,12 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, paths.absolute(value))
+        # Checked here, not after the scores: a BCa request on the other EDC would fail only at the bootstrap.
+        if self.interval not in INTERVALS:
+            raise BenchError(f"interval {self.interval!r}: expected one of {', '.join(INTERVALS)}")
+        if self.interval == "bca" and self.edc_variant != "fixed-threshold":
+            raise BenchError(f"--interval bca needs the fixed-threshold EDC, not {self.edc_variant} "
+                             "(its leave-one-subject-out jackknife has no recomputed-threshold form here)")
 
 
 @dataclass

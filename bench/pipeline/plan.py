@@ -7,7 +7,7 @@ A plan file::
 
     [settings]                  # RunConfig conventions shared by every cell
     folds = [1, 2]              # or "all"
-    discards = [0.2, 0.3]       # also: edc_variant, fmr, quality_rule, template_rule, seed, batch_size
+    discards = [0.2, 0.3]       # also: edc_variant, fmr, quality_rule, template_rule, seed, batch_size, interval
 
     [methods.diffiqa]           # per-method settings (all optional)
     quality_fr = "cosface"      # the FR model inside the score, as the method's official code uses
@@ -47,7 +47,8 @@ from bench.pipeline.cell import Cell, RunConfig, resolve_cell
 
 ALL = "all"
 # Settings a plan may fix for all its cells (RunConfig fields holding conventions, not locations).
-SETTINGS = ("folds", "discards", "edc_variant", "fmr", "quality_rule", "template_rule", "seed", "batch_size")
+SETTINGS = ("folds", "discards", "edc_variant", "fmr", "quality_rule", "template_rule", "seed", "batch_size",
+            "interval")
 METHOD_KEYS = ("quality_fr", "options", "ms_per_image")
 GRID_KEYS = ("name", "methods", "fr", "datasets", "exclude")
 # FR models "all" leaves out: the test model, the ONNX loader (needs a path), and dlib-native,
@@ -174,7 +175,7 @@ def _unknown(keys: Any, known: tuple[str, ...], where: str) -> None:
 
 
 _SETTING_TYPES: dict[str, tuple[type, ...]] = {"edc_variant": (str,), "fmr": (float, int), "quality_rule": (str,),
-                                               "template_rule": (str,), "seed": (int,), "batch_size": (int,)}
+                                               "template_rule": (str,), "seed": (int,), "batch_size": (int,), "interval": (str,)}
 
 
 def _settings(settings: dict[str, Any], where: str) -> dict[str, Any]:

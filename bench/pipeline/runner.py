@@ -89,7 +89,7 @@ def _bootstrap(cell: Cell, protocol: PairProtocol, comps: Any, runs_dir: Path, r
     return bootstrap.bootstrap_run(runs_dir, run_id, comps.mated_similarity, comps.mated_quality,
                                    comps.nonmated_similarity, units, cfg.discards, cfg.fmr, replicates=cfg.bootstrap,
                                    seed=BOOTSTRAP_SEED, variant=cfg.edc_variant, nonmated_quality=comps.nonmated_quality,
-                                   band_grid=BAND_GRID)
+                                   band_grid=BAND_GRID, interval=cfg.interval)
 
 
 def _run_id(cfg: RunConfig) -> str:

@@ -30,6 +30,7 @@ from bench.results.table import (
     read_pauc_csv,
     read_run_record,
 )
+from bench.stats.bootstrap import INTERVALS
 from bench.stats.edc import VARIANTS, best_pauc, floor_relative_pauc
 
 KEY: list[str] = ["discard", "fr", "method", "dataset"]
@@ -172,7 +173,8 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     ``run_id``, ``note`` (comparison counts unlike the paper's), ``replicates``, ``best`` (the
     theoretical best pAUC from the run record, nan without one), ``best_note`` (why nan), and from
     the run record ``fmr_support`` (its dict, None in a record without it), ``author_scripts_auc``
-    (nan when absent or undefined) and ``author_scripts_note`` (why nan).
+    (nan when absent or undefined), ``author_scripts_note`` (why nan) and ``interval_method``
+    (``percentile`` or ``bca``: how the run read its interval; "" without one).
     ``attrs["assumed"]`` lists the columns a published-columns-only file lacked
     (:func:`bench.results.table.read_pauc_csv`).
     """
@@ -222,9 +224,10 @@ def results_pauc(results: Path, discard: float, edc_variant: str | None = None) 
     tidy["best"] = [b for b, _ in floors]
     tidy["best_note"] = [n for _, n in floors]
     extras = [_record_extras(results, r) for r in tidy["run_id"]]
-    tidy["fmr_support"] = [support for support, _, _ in extras]
-    tidy["author_scripts_auc"] = [auc for _, auc, _ in extras]
-    tidy["author_scripts_note"] = [note for _, _, note in extras]
+    tidy["fmr_support"] = [support for support, _, _, _ in extras]
+    tidy["author_scripts_auc"] = [auc for _, auc, _, _ in extras]
+    tidy["author_scripts_note"] = [note for _, _, note, _ in extras]
+    tidy["interval_method"] = [method for *_, method in extras]
     tidy = tidy.sort_values(["differs", "fr", "method", "dataset", "seed"], kind="stable").reset_index(drop=True)
     tidy.attrs["assumed"] = raw.attrs["assumed"]
     return tidy, variant
@@ -247,25 +250,30 @@ def _theoretical_best(results: Path, run_id: str, discard: float, edc_variant: s
     return best, "" if math.isfinite(best) else "FNMR is 0 at zero discard: no theoretical best"
 
 
-def _record_extras(results: Path, run_id: str) -> tuple[dict[str, Any] | None, float, str]:
-    """(``fmr_support``, ``author_scripts_auc``, why the AUC is nan or "") from a run's record.
+def _record_extras(results: Path, run_id: str) -> tuple[dict[str, Any] | None, float, str, str]:
+    """(``fmr_support``, ``author_scripts_auc``, why the AUC is nan or "", how the bootstrap
+    interval was read: ``percentile``, ``bca`` or "" without one) from a run's record.
 
     A record written before ``bench run`` stored them lacks the keys: the support is None and the
     AUC nan with :data:`RERUN_AUTHOR_AUC`; a stored null AUC is undefined (:data:`UNDEFINED_AUTHOR_AUC`).
     """
     path = results / "runs" / f"{run_id}.json"
     record = read_run_record(path) if path.is_file() else {}
+    boot = record.get("bootstrap")
+    method = str(boot.get("method", "percentile")) if isinstance(boot, dict) and "interval" in boot else ""
+    if method not in ("", *INTERVALS):
+        raise DataError(f"{path}: bootstrap method {method!r} is none of {', '.join(INTERVALS)}")
     support = record.get("fmr_support")
     if support is not None and not (isinstance(support, dict) and isinstance(support.get("n_false_matches"), int)):
         raise DataError(f"{path}: fmr_support must be an object with an integer n_false_matches")
     if "author_scripts_auc" not in record:
-        return support, math.nan, RERUN_AUTHOR_AUC
+        return support, math.nan, RERUN_AUTHOR_AUC, method
     auc = record["author_scripts_auc"]
     if auc is None:
-        return support, math.nan, UNDEFINED_AUTHOR_AUC
+        return support, math.nan, UNDEFINED_AUTHOR_AUC, method
     if not isinstance(auc, int | float):
         raise DataError(f"{path}: author_scripts_auc must be a number or null, got {auc!r}")
-    return support, float(auc), ""
+    return support, float(auc), "", method
 
 
 def author_scripts(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -274,7 +282,7 @@ def author_scripts(tidy: pd.DataFrame) -> pd.DataFrame:
     the pAUC, not this AUC); a run without one reads n/a with ``author_scripts_note`` as its reason
     (a pAUC's own ``pauc_note`` does not apply: the AUC is defined where FNMR is 0 at discard 0)."""
     return tidy.assign(pauc=tidy["author_scripts_auc"], pauc_lo=math.nan, pauc_hi=math.nan, replicates=None,
-                       pauc_note=tidy["author_scripts_note"])
+                       pauc_note=tidy["author_scripts_note"], interval_method="")
 
 
 def floor_relative(tidy: pd.DataFrame) -> pd.DataFrame:

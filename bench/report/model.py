@@ -22,7 +22,7 @@ class Cell:
     ``na`` (not reported), ``delta`` (reproduced minus published). ``note`` is small
     secondary text shown on hover; ``ref`` a footnote marker (e.g. the number of the
     footnote saying why a cell was not run); ``rank`` 1..3 colours a top-three value;
-    ``ci`` the half-width of the value's bootstrap interval as printed (``0.031``), shown
+    ``ci`` the value's bootstrap interval as printed (``[0.520, 0.580]``, ``BCa [...]``), shown
     on the HTML page behind a toggle and in LaTeX / Markdown when the table's ``show_ci``.
     """
 

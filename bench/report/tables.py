@@ -181,11 +181,14 @@ def _footnote(refs: list[str] | None, text: str) -> str:
     return f"[{refs.index(text) + 1}]"
 
 
-def _interval(bounds: tuple[float, float] | None, decimals: int) -> tuple[str, str]:
-    """(bootstrap interval as printed, ``[0.520, 0.580]``, hover text); empty when there is none."""
+def _interval(bounds: tuple[float, float] | None, decimals: int, method: str = "") -> tuple[str, str]:
+    """(bootstrap interval as printed, ``[0.520, 0.580]``, or ``BCa [0.520, 0.580]`` for a BCa
+    interval, hover text); empty when there is none."""
     if bounds is None or any(math.isnan(b) for b in bounds):
         return "", ""
     lo, hi = (fmt(b, decimals) for b in bounds)
+    if method == "bca":
+        return f"BCa [{lo}, {hi}]", f"95 % BCa bootstrap interval {lo} – {hi}"
     return f"[{lo}, {hi}]", f"95 % bootstrap interval {lo} – {hi}"
 
 
@@ -196,7 +199,8 @@ class CellInfo:
     ``note``: how its comparisons differ from the paper's (a footnote marker); ``interval``:
     its bootstrap interval; ``replicates``: for the paired test against the best; ``sd`` and
     ``seeds``: a seeded method's spread over seeds and the per-seed values (the value is their
-    mean); ``undefined``: why the pAUC is undefined (printed n/a).
+    mean); ``undefined``: why the pAUC is undefined (printed n/a); ``interval_method``: how the
+    interval was read from the replicates (``bca`` is printed as such; else percentile).
     """
 
     note: str = ""
@@ -205,6 +209,7 @@ class CellInfo:
     sd: float = math.nan
     seeds: str = ""
     undefined: str = ""
+    interval_method: str = ""
 
 
 def _grid(
@@ -249,7 +254,7 @@ def _grid(
                 why = extra.undefined
                 cells.append(Cell("n/a", kind="na", note=why, ref=_footnote(refs, f"n/a: {why}" if why else "")))
             else:
-                ci, hover = _interval(extra.interval, decimals)
+                ci, hover = _interval(extra.interval, decimals, extra.interval_method)
                 spread = "" if math.isnan(extra.sd) else f" ± {fmt(extra.sd, decimals)}"
                 cells.append(Cell(fmt(value, decimals) + spread, bold=bold, rank=rank,
                                   ref=_footnote(refs, extra.note) + _footnote(refs, extra.seeds),
@@ -303,7 +308,7 @@ def _float_or_nan(value: object) -> float:
 
 def _cell_info(frame: pd.DataFrame) -> dict[CellKey, CellInfo]:
     """Per (method, dataset) the :class:`CellInfo` of the frame's optional columns: ``note``,
-    ``pauc_lo``/``pauc_hi``, ``replicates``, ``pauc_sd``, ``seeds`` and ``pauc_note``."""
+    ``pauc_lo``/``pauc_hi``, ``replicates``, ``pauc_sd``, ``seeds``, ``pauc_note`` and ``interval_method``."""
     out = {}
     for row in frame.to_dict("records"):
         lo, hi = _float_or_nan(row.get("pauc_lo")), _float_or_nan(row.get("pauc_hi"))
@@ -311,7 +316,8 @@ def _cell_info(frame: pd.DataFrame) -> dict[CellKey, CellInfo]:
         out[(row["method"], row["dataset"])] = CellInfo(
             note=_text(row.get("note")), interval=None if math.isnan(lo) or math.isnan(hi) else (lo, hi),
             replicates=reps if isinstance(reps, Replicates) else None, sd=_float_or_nan(row.get("pauc_sd")),
-            seeds=_text(row.get("seeds")), undefined=_text(row.get("pauc_note")))
+            seeds=_text(row.get("seeds")), undefined=_text(row.get("pauc_note")),
+            interval_method=_text(row.get("interval_method")))
     return out
 
 
@@ -326,7 +332,9 @@ def _unlike_means(mine: pd.DataFrame, ref: pd.DataFrame) -> set[CellKey]:
 
 
 SEEDS_NOTE = "value ± sd: a seeded method's mean over its seeds and their standard deviation (not an interval)."
-INTERVAL_NOTE = "[low, high]: the 95 % bootstrap interval of the pAUC (subjects resampled)."
+INTERVAL_NOTE = "[low, high]: the 95 % percentile bootstrap interval of the pAUC (subjects resampled)."
+BCA_NOTE = ("BCa [low, high]: the 95 % bias-corrected and accelerated (Efron's BCa) bootstrap interval of the "
+            "pAUC (subjects resampled; acceleration from the leave-one-subject-out jackknife).")
 COMPARE_NOTE = "rep. = reproduced, pub. = published (the paper's numbers, reference data), Δ = reproduced − published."
 OTHER_CONFIG_NOTE = ("Δ only for rows run as the paper ran the method; a row marked with how its configuration "
                      "differs stands beside the paper's value without a Δ.")
@@ -390,8 +398,10 @@ def pauc_table(
         footnotes.append(SERFIQ_NOTE)
     if "replicates" in frame.columns and frame["replicates"].map(lambda r: isinstance(r, Replicates)).any():
         footnotes.append(TIED_NOTE)
-    if any(c.ci for c in cells):
+    if any(c.ci and not c.ci.startswith("BCa") for c in cells):
         footnotes.append(INTERVAL_NOTE)
+    if any(c.ci.startswith("BCa") for c in cells):
+        footnotes.append(BCA_NOTE)
     if "pauc_sd" in frame.columns and frame["pauc_sd"].notna().any():
         footnotes.append(SEEDS_NOTE)
     if ref is not None:

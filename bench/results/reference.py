@@ -249,6 +249,33 @@ def _portable_key(identity: pd.DataFrame, names: dict[str, str]) -> pd.Series:
     return _key(identity)
 
 
+def portable_keys(folder: Path, frame: pd.DataFrame) -> pd.Series:
+    """Each pauc.csv row's identity as one text, ``onnx:`` paths replaced by the model's hash (from
+    the run files under ``folder``): equal keys are the same cell, whichever machine made it."""
+    return _portable_key(_identity_text(frame), _onnx_by_hash(folder, frame))
+
+
+def update_tolerances(folder: Path, derived: pd.DataFrame) -> int:
+    """Set ``tol`` and ``why`` of the rows of ``folder``'s tolerances.csv named by ``derived``
+    (columns ``key`` (:func:`portable_keys`), ``tol``, ``why``) and rewrite MANIFEST.sha256;
+    returns how many rows changed. DataError, writing nothing, for a key the set does not hold."""
+    path = folder / TOLERANCES
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    names = _onnx_by_hash(folder, latest_per_identity(read_pauc_csv(folder)))
+    position = {key: k for k, key in enumerate(_portable_key(frame[list(IDENTITY)], names))}
+    unknown = [key for key in derived["key"] if key not in position]
+    if unknown:
+        raise DataError(f"{path}: no row for the cell {unknown[0]} ({len(unknown)} derived cell(s) unknown)")
+    changed = 0
+    for key, tol, why in zip(derived["key"], derived["tol"], derived["why"], strict=True):
+        k = position[key]
+        changed += (frame.at[k, "tol"], frame.at[k, "why"]) != (repr(float(tol)), str(why))
+        frame.at[k, "tol"], frame.at[k, "why"] = repr(float(tol)), str(why)
+    atomic_write_text(path, frame.to_csv(index=False))
+    write_manifest(folder)
+    return changed
+
+
 def manifest_status(reference: Path) -> str:
     """One line on ``reference``'s MANIFEST.sha256: how many files match it, or that it has none.
 
@@ -289,7 +316,7 @@ def check_against(results: Path, reference: Path) -> pd.DataFrame:
     tol_by_key = dict(zip(_portable_key(tol[list(IDENTITY)], ref_names), tol["tol"]))
     ours = latest_per_identity(read_pauc_csv(results))
     ref_keys = _portable_key(_identity_text(ref), ref_names)
-    our_keys = _portable_key(_identity_text(ours), _onnx_by_hash(results, ours))
+    our_keys = portable_keys(results, ours)
     ours_by_key = dict(zip(our_keys, ours.itertuples(index=False)))
     rows = []
     for key, r in zip(ref_keys, ref.itertuples(index=False)):

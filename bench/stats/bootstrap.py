@@ -511,11 +511,12 @@ def bootstrap_run(runs_dir: str | os.PathLike[str], run_id: str, mated_similarit
                   nonmated_similarity: npt.ArrayLike, units: Units, discard_limits: npt.ArrayLike,
                   fmr: float = 1e-3, replicates: int = DEFAULT_REPLICATES, seed: int = 0,
                   variant: str = "fixed-threshold", nonmated_quality: npt.ArrayLike | None = None,
-                  band_grid: npt.ArrayLike | None = None) -> dict[str, object]:
+                  band_grid: npt.ArrayLike | None = None, interval: str = "percentile") -> dict[str, object]:
     """Bootstrap one run's cell, write ``runs_dir/<run_id>.boot.npz`` and return the run JSON's
-    ``bootstrap`` entry (its ``file`` is relative to ``runs_dir``)."""
+    ``bootstrap`` entry (its ``file`` is relative to ``runs_dir``; its ``method`` the interval)."""
     result = bootstrap_pauc(mated_similarity, mated_quality, nonmated_similarity, units, discard_limits, fmr,
-                            replicates, seed, variant, nonmated_quality=nonmated_quality, band_grid=band_grid)
+                            replicates, seed, variant, nonmated_quality=nonmated_quality, band_grid=band_grid,
+                            interval=interval)
     name = f"{run_id}.boot.npz"
     save(Path(runs_dir) / name, result)
     return result.record(name)
