@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 SCALAR_ENV = {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "SSE41"}
-NETWORK_METHODS = ("ser-fiq", "diffiqa", "diffiqa-r", "ediffiqa")  # scores made by float32 networks
+# Scores made by float32 networks (DifFIQA's Table 4 ablations too).
+NETWORK_METHODS = ("ser-fiq", "diffiqa", "diffiqa-r", "ediffiqa", "diffiqa-noflip", "diffiqa-noforward", "diffiqa-t20")
 # The weights each dataset's DifFIQA-family cells use (cross-dataset: never trained on what they score).
 DEFAULT_WEIGHTS = {"lfw": "weights/dlib150-cfp", "cfp-fp": "weights/dlib150-lfw"}
 DRAWS = 200
@@ -59,15 +60,17 @@ def _cell_config(record: dict, args: argparse.Namespace):  # noqa: ANN202 - RunC
                      bootstrap=0, quality_fr=quality_fr, method_options=options, seed=int(record["seed"]), **extra)
 
 
-def _records(results: Path, fr: str | None = None) -> list[dict]:
+def _records(results: Path, fr: str | None = None, methods: str | None = None) -> list[dict]:
     """The run record of the latest row of each method and seed in ``results``' pauc.csv (only
-    FR models whose name starts with ``fr`` when given)."""
+    FR models whose name starts with ``fr`` and only the comma-separated ``methods``, when given)."""
     import pandas as pd
 
     rows = pd.read_csv(results / "pauc.csv", dtype=str, keep_default_na=False)
     latest = rows.drop_duplicates(["method", "fr", "dataset", "folds", "seed"], keep="last")
     if fr:
         latest = latest[latest["fr"].str.startswith(fr)]
+    if methods:
+        latest = latest[latest["method"].isin(methods.split(","))]
     return [json.loads((results / "runs" / f"{run_id}.json").read_text()) for run_id in latest["run_id"]]
 
 
@@ -91,7 +94,7 @@ def measure_child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     out: dict[str, np.ndarray] = {}
-    for record in _records(args.results, args.fr):
+    for record in _records(args.results, args.fr, args.methods):
         method = record["method"]
         if method not in NETWORK_METHODS or method in out:
             continue
@@ -115,7 +118,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         subprocess.run([sys.executable, __file__, "--child", "--out", path, "--cache", str(args.cache),
                         "--data-root", str(args.data_root), "--results", str(args.results),
                         *(a for d, w in args.weights.items() for a in ("--weights", f"{d}={w}")),
-                        *(["--fr", args.fr] if args.fr else [])],
+                        *(["--fr", args.fr] if args.fr else []), *(["--methods", args.methods] if args.methods else [])],
                        check=True, env=env)
         with np.load(path) as data:
             runs.append({k: data[k] for k in data.files})
@@ -151,7 +154,7 @@ def simulate(args: argparse.Namespace, sizes: dict[str, float]) -> list[dict[str
     observed = _observed_moves(args)
     out = []
     rng = np.random.default_rng(0)
-    for record in _records(args.results, args.fr):
+    for record in _records(args.results, args.fr, args.methods):
         method = record["method"]
         cell = resolve_cell(_cell_config(record, args))
         prep = prepare(cell)
@@ -227,6 +230,8 @@ def main() -> None:
                     help="DifFIQA-family weights folder of a dataset's cells (default: lfw=weights/dlib150-cfp, "
                          "cfp-fp=weights/dlib150-lfw, as make demo and the reference sets)")
     ap.add_argument("--fr", help="only cells whose FR model name starts with this (e.g. dlib, onnx:): one size per FR")
+    ap.add_argument("--methods", help="only these methods' cells (comma-separated; the draws of the others stay as "
+                                      "an earlier run drew them: one generator runs through the cells in order)")
     ap.add_argument("--update", type=Path, help="write the derived tolerances into this reference set's tolerances.csv "
                                                 "(cells matched by identity, ONNX models by hash) and its manifest")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
